@@ -1,0 +1,84 @@
+"""Running the engine to convergence: held-out monitoring, a stopping rule, a progress bar."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from driftcal.calib.engine import AdversarialEngine
+
+
+@dataclass
+class StopRule:
+    """Stop when the averaged θ has settled.
+
+    Every ``eval_every`` steps the held-out distance is recorded and the RMS change of the
+    averaged θ since the previous evaluation is compared with ``tol``; after ``min_steps``,
+    ``patience`` consecutive evaluations below ``tol`` stop the run.
+    """
+
+    eval_every: int = 100
+    min_steps: int = 300
+    patience: int = 3
+    tol: float = 2e-4
+
+
+def split_holdout(
+    data: torch.Tensor, fraction: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random (train, held-out) split along the event axis."""
+    n_hold = int(round(data.shape[0] * fraction))
+    perm = torch.randperm(data.shape[0], generator=generator)
+    return data[perm[n_hold:]], data[perm[:n_hold]]
+
+
+def run_engine(
+    engine: AdversarialEngine,
+    reference: torch.Tensor,
+    changed: torch.Tensor,
+    *,
+    steps: int,
+    holdout: tuple[torch.Tensor, torch.Tensor] | None = None,
+    stop: StopRule | None = None,
+    progress: bool = False,
+) -> list[dict[str, float]]:
+    """Run up to ``steps`` engine steps; returns the evaluation history.
+
+    Each history entry holds ``step``, the training ``distance`` of the last step, the held-out
+    distance ``heldout`` (when ``holdout`` is given) and ``theta_change`` (RMS change of the
+    averaged θ since the previous entry).
+    """
+    stop = stop or StopRule()
+    history: list[dict[str, float]] = []
+    previous = engine.theta_avg.detach().clone()
+    quiet = 0
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps, desc="fit", unit="step", leave=False, dynamic_ncols=True)
+    try:
+        for i in range(1, steps + 1):
+            stats = engine.step(reference, changed)
+            if bar is not None:
+                bar.update(1)
+            if i % stop.eval_every and i != steps:
+                continue
+            current = engine.theta_avg.detach()
+            change = float(torch.sqrt(torch.mean((current - previous) ** 2)))
+            previous = current.clone()
+            entry = {"step": float(engine.steps), "distance": stats["distance"], "theta_change": change}
+            if holdout is not None:
+                entry["heldout"] = engine.distance(*holdout)
+            history.append(entry)
+            if bar is not None:
+                bar.set_postfix(dist=f"{entry.get('heldout', stats['distance']):.4g}", dtheta=f"{change:.2g}")
+            quiet = quiet + 1 if change < stop.tol and i >= stop.min_steps else 0
+            if quiet >= stop.patience or not math.isfinite(stats["distance"]):
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    return history
