@@ -43,8 +43,9 @@ def forward_readout(
     threshold : zero-suppression threshold T, or None when the readout keeps everything.
     z : standard normal draws of the reference's shape for the restored noise (common random numbers);
         drawn fresh when None.
-    sharpness : when given, replace the hard threshold step by a sigmoid of this width in units of
-        the readings, so that θ gets a gradient from cells crossing the threshold.
+    sharpness : when given, the threshold keeps its exact values but passes the gradient of a sigmoid
+        step of this width (in units of the readings), so that θ also learns from readings that cross
+        the threshold (a straight-through estimator).
     """
     y = reference * gain
     if noise is not None and noise > 0:
@@ -57,8 +58,11 @@ def forward_readout(
             restored = restored * (reference != 0)
         y = y + restored
     if threshold is not None:
+        hard = y * (y > threshold)
         if sharpness is not None and sharpness > 0:
-            y = y * torch.sigmoid((y - threshold) / sharpness)
+            # straight-through: the values stay exactly zero-suppressed, the gradient is the sigmoid's
+            soft = y * torch.sigmoid((y - threshold) / sharpness)
+            y = soft + (hard - soft).detach()
         else:
-            y = y * (y > threshold)
+            y = hard
     return y

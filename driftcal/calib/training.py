@@ -29,7 +29,7 @@ def split_holdout(
     data: torch.Tensor, fraction: float, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random (train, held-out) split along the event axis."""
-    n_hold = int(round(data.shape[0] * fraction))
+    n_hold = round(data.shape[0] * fraction)
     perm = torch.randperm(data.shape[0], generator=generator)
     return data[perm[n_hold:]], data[perm[:n_hold]]
 

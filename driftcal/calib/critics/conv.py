@@ -69,7 +69,7 @@ class ConvCritic(nn.Module):
                 layers.append(nn.Conv2d(c_in, c_out, 3, padding=1))
             layers += [_norm(norm, c_out), nn.LeakyReLU(0.2)]
             c_in = c_out
-        layers.append(nn.Conv2d(c_in, 1, min(4, size), padding="same"))
+        layers.append(nn.Conv2d(c_in, 1, min(4, size)))
         self.net = nn.Sequential(*layers)
         self.pool = pool
         for m in self.modules():

@@ -1,0 +1,152 @@
+"""One-shot fits: the function behind ``driftcal fit`` (engine or baseline, chosen by name)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+import torch
+
+from driftcal.calib.baselines import MeanShift, QuantileGain, QuantileShift, RatioOfMeans
+from driftcal.calib.recipes import Recipe, default_recipe, make_engine
+from driftcal.calib.training import run_engine, split_holdout
+from driftcal.errors import InputError
+
+Method = Literal["adversarial", "ratio-of-means", "quantile", "auto"]
+ModelName = Literal["cell-gain", "plane-shift"]
+METHODS = ("adversarial", "ratio-of-means", "quantile", "auto")
+MODELS = ("cell-gain", "plane-shift")
+
+
+@dataclass
+class FitResult:
+    """What a fit returns: physical coefficients and how they were obtained."""
+
+    model: ModelName
+    method: str
+    coefficients: np.ndarray
+    uncertainty: np.ndarray | None = None
+    distance_before: float | None = None
+    distance_after: float | None = None
+    steps: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _baseline(model: str, method: str, *, noise: float | None, threshold: float | None, seed: int):  # noqa: ANN202
+    if model == "cell-gain":
+        if method == "ratio-of-means":
+            return RatioOfMeans()
+        return QuantileGain(noise=noise, threshold=threshold, seed=seed)
+    return MeanShift() if method == "ratio-of-means" else QuantileShift()
+
+
+def resolve_method(model: str, method: str) -> str:
+    """``auto`` → the method that measured best for the model (see docs/results.md)."""
+    if method != "auto":
+        return method
+    return "adversarial"
+
+
+def fit(
+    reference: np.ndarray,
+    changed: np.ndarray,
+    *,
+    model: ModelName,
+    method: Method = "adversarial",
+    threshold: float | None = None,
+    noise: float | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = False,
+    recipe: Recipe | None = None,
+) -> FitResult:
+    """Fit the physical coefficients that map ``reference`` onto ``changed``.
+
+    ``model`` is ``cell-gain`` (events ``(N, *cells)``, gains with ``changed ≈ A · reference``) or
+    ``plane-shift`` (hits ``(N, P)``, shifts with ``changed ≈ reference + Δx``, first and last plane
+    fixed). ``method`` is the adversarial engine or one of the baselines. For cell-gain the
+    adversarial fit starts from the per-cell quantile fit (the hybrid) unless the recipe says
+    otherwise. ``threshold`` and ``noise`` describe the readout.
+    """
+    if model not in MODELS:
+        raise InputError(f"unknown model {model!r}; use one of {', '.join(MODELS)}")
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    if steps is not None and steps < 0:
+        raise InputError(f"--steps must be ≥ 0, got {steps}")
+    used = resolve_method(model, method)
+    if used != "adversarial":
+        estimator = _baseline(model, used, noise=noise, threshold=threshold, seed=seed)
+        coefficients = np.asarray(estimator.fit(reference, changed), dtype=np.float64)
+        return FitResult(model=model, method=used, coefficients=coefficients)
+    return _fit_adversarial(
+        reference,
+        changed,
+        model=model,
+        threshold=threshold,
+        noise=noise,
+        steps=steps,
+        seed=seed,
+        device=device,
+        progress=progress,
+        recipe=recipe,
+    )
+
+
+def _fit_adversarial(
+    reference: np.ndarray,
+    changed: np.ndarray,
+    *,
+    model: str,
+    threshold: float | None,
+    noise: float | None,
+    steps: int | None,
+    seed: int,
+    device: str,
+    progress: bool,
+    recipe: Recipe | None,
+) -> FitResult:
+    event_shape = tuple(reference.shape[1:])
+    recipe = recipe or default_recipe(model, event_shape)
+    if steps is not None:
+        recipe = replace(recipe, steps=steps)
+    engine = make_engine(
+        model, event_shape, noise=noise, threshold=threshold, recipe=recipe, seed=seed, device=device
+    )
+    gen = torch.Generator().manual_seed(seed)
+    ref = torch.as_tensor(np.asarray(reference, dtype=np.float32))
+    chg = torch.as_tensor(np.asarray(changed, dtype=np.float32))
+    ref_train, ref_hold = split_holdout(ref, recipe.holdout, gen)
+    chg_train, chg_hold = split_holdout(chg, recipe.holdout, gen)
+    method = "adversarial"
+    if recipe.init == "quantile":
+        start = _baseline(model, "quantile", noise=noise, threshold=threshold, seed=seed).fit(
+            ref_train, chg_train
+        )
+        engine.warm_start(coefficients=torch.as_tensor(np.asarray(start), dtype=torch.float32))
+        method = "adversarial (hybrid: quantile start)"
+    to_dev = engine.device
+    ref_train, chg_train = ref_train.to(to_dev), chg_train.to(to_dev)
+    holdout = (ref_hold.to(to_dev), chg_hold.to(to_dev))
+    engine.prepare(ref_train, chg_train)
+    start_theta = engine.theta_avg.clone()
+    history = run_engine(
+        engine, ref_train, chg_train, steps=recipe.steps, holdout=holdout, stop=recipe.stop, progress=progress
+    )
+    after = engine.distance(*holdout)
+    final = engine.theta_avg.clone()
+    engine.theta_avg.copy_(torch.ones_like(final) if model == "cell-gain" else torch.zeros_like(final))
+    before = engine.distance(*holdout)
+    engine.theta_avg.copy_(final)
+    del start_theta
+    return FitResult(
+        model=model,  # type: ignore[arg-type]
+        method=method,
+        coefficients=engine.coefficients().numpy().astype(np.float64),
+        distance_before=before,
+        distance_after=after,
+        steps=engine.steps,
+        history=history,
+    )

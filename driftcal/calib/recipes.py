@@ -1,0 +1,115 @@
+"""Default engines per model: which transform, critic and settings a fit starts from.
+
+The defaults were chosen by measurement (``benchmarks/recovery.py``, ``docs/results.md``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import nn
+
+from driftcal.calib.critics import ConvCritic, MLPCritic
+from driftcal.calib.engine import AdversarialEngine, EngineConfig
+from driftcal.calib.training import StopRule
+from driftcal.calib.transforms import CellGain, PlaneShift, Transform
+
+
+@dataclass
+class Recipe:
+    """Everything a fit needs besides the data."""
+
+    critic: str = "conv"  # conv | mlp
+    width: int = 16
+    hidden: tuple[int, ...] = (256, 256)
+    preprocess: str = "standardize"
+    steps: int = 2000
+    init: str = "quantile"  # quantile | ones
+    holdout: float = 0.1
+    sharpness: float | None = None  # in units of the noise σ (cell-gain, forward with threshold)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    stop: StopRule = field(default_factory=StopRule)
+
+
+def default_recipe(model: str, event_shape: Sequence[int]) -> Recipe:
+    """The measured default recipe for ``model`` on events of ``event_shape``."""
+    if model == "plane-shift":
+        return Recipe(
+            critic="mlp",
+            hidden=(64, 64),
+            preprocess="whiten",
+            steps=1500,
+            init="ones",
+            engine=EngineConfig(
+                batch_size=1024,
+                n_critic=2,
+                lr_critic=1e-3,
+                lr_theta=2e-4,
+                lr_theta_final=2e-5,
+                schedule_steps=1500,
+                average_decay=0.99,
+            ),
+            stop=StopRule(eval_every=100, min_steps=500, patience=3, tol=2e-6),
+        )
+    small = math.prod(event_shape) <= 256 or len(event_shape) != 3
+    return Recipe(
+        critic="mlp" if small else "conv",
+        width=16,
+        hidden=(256, 256),
+        preprocess="standardize",
+        steps=2000,
+        init="quantile",
+        sharpness=0.5,
+        engine=EngineConfig(
+            batch_size=512,
+            n_critic=2,
+            lr_critic=2e-4,
+            lr_theta=1e-3,
+            lr_theta_final=1e-4,
+            schedule_steps=2000,
+            average_decay=0.99,
+        ),
+        stop=StopRule(eval_every=100, min_steps=600, patience=3, tol=1e-4),
+    )
+
+
+def make_transform(
+    model: str, event_shape: Sequence[int], *, noise: float | None, threshold: float | None, recipe: Recipe
+) -> Transform:
+    """The transform for ``model``, readout-aware in forward mode."""
+    if model == "plane-shift":
+        return PlaneShift(event_shape[0])
+    sharp = None
+    if threshold is not None and recipe.sharpness is not None:
+        sharp = recipe.sharpness * (noise if noise else max(threshold, 1e-6) / 3)
+    return CellGain(event_shape, noise=noise, threshold=threshold, sharpness=sharp)
+
+
+def make_critic(event_shape: Sequence[int], recipe: Recipe) -> nn.Module:
+    """The critic the recipe names."""
+    if recipe.critic == "conv":
+        return ConvCritic(event_shape, width=recipe.width, preprocess=recipe.preprocess)
+    return MLPCritic(event_shape, hidden=recipe.hidden, preprocess=recipe.preprocess)
+
+
+def make_engine(
+    model: str,
+    event_shape: Sequence[int],
+    *,
+    noise: float | None = None,
+    threshold: float | None = None,
+    recipe: Recipe | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    bf16: bool = False,
+) -> AdversarialEngine:
+    """Build a seeded engine (transform + critic + optimizers) for ``model``."""
+    recipe = recipe or default_recipe(model, event_shape)
+    torch.manual_seed(seed)
+    transform = make_transform(model, event_shape, noise=noise, threshold=threshold, recipe=recipe)
+    critic = make_critic(event_shape, recipe)
+    config = replace(recipe.engine, seed=seed, device=device, bf16=bf16)
+    return AdversarialEngine(transform, critic, config)
