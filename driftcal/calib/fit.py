@@ -10,7 +10,7 @@ import torch
 
 from driftcal.calib.baselines import MeanShift, QuantileGain, QuantileShift, RatioOfMeans
 from driftcal.calib.recipes import Recipe, default_recipe, make_engine
-from driftcal.calib.training import run_engine, split_holdout
+from driftcal.calib.training import probe_distance, run_engine, split_holdout
 from driftcal.errors import InputError
 
 Method = Literal["adversarial", "ratio-of-means", "quantile", "auto"]
@@ -110,8 +110,8 @@ def _fit_adversarial(
 ) -> FitResult:
     event_shape = tuple(reference.shape[1:])
     recipe = recipe or default_recipe(model, event_shape)
-    if steps is not None:
-        recipe = replace(recipe, steps=steps)
+    if steps is not None:  # the θ schedule spans the whole budget
+        recipe = replace(recipe, steps=steps, engine=replace(recipe.engine, schedule_steps=steps))
     engine = make_engine(
         model, event_shape, noise=noise, threshold=threshold, recipe=recipe, seed=seed, device=device
     )
@@ -126,21 +126,19 @@ def _fit_adversarial(
             ref_train, chg_train
         )
         engine.warm_start(coefficients=torch.as_tensor(np.asarray(start), dtype=torch.float32))
-        method = "adversarial (hybrid: quantile start)"
+        method = "adversarial+quantile-start"
     to_dev = engine.device
     ref_train, chg_train = ref_train.to(to_dev), chg_train.to(to_dev)
     holdout = (ref_hold.to(to_dev), chg_hold.to(to_dev))
     engine.prepare(ref_train, chg_train)
-    start_theta = engine.theta_avg.clone()
     history = run_engine(
         engine, ref_train, chg_train, steps=recipe.steps, holdout=holdout, stop=recipe.stop, progress=progress
     )
-    after = engine.distance(*holdout)
-    final = engine.theta_avg.clone()
-    engine.theta_avg.copy_(torch.ones_like(final) if model == "cell-gain" else torch.zeros_like(final))
-    before = engine.distance(*holdout)
-    engine.theta_avg.copy_(final)
-    del start_theta
+    train = (ref_train, chg_train)
+    final = engine.coefficients().to(engine.device)
+    identity = torch.ones_like(final) if model == "cell-gain" else torch.zeros_like(final)
+    before = probe_distance(engine, identity, train, holdout)
+    after = probe_distance(engine, final, train, holdout)
     return FitResult(
         model=model,  # type: ignore[arg-type]
         method=method,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -82,3 +83,30 @@ def run_engine(
         if bar is not None:
             bar.close()
     return history
+
+
+def probe_distance(
+    engine: AdversarialEngine,
+    coefficients: torch.Tensor,
+    train: tuple[torch.Tensor, torch.Tensor],
+    holdout: tuple[torch.Tensor, torch.Tensor],
+    *,
+    steps: int = 100,
+) -> float:
+    """Held-out W1 estimate for fixed ``coefficients``, by a copy of the critic adapted to them.
+
+    The engine's own critic is trained near the current θ; its value at some other θ (the identity,
+    say) extrapolates. The probe copies the engine, fixes θ to ``coefficients``, trains only the
+    copy's critic for ``steps`` steps on the training pools, and measures on held-out data. The
+    engine itself is left untouched.
+    """
+    probe = copy.deepcopy(engine)
+    probe.warm_start(coefficients=coefficients)
+    for group in probe.opt_theta.param_groups:
+        group["lr"] = 0.0
+    lr = probe.config.lr_theta
+    probe.config = replace(probe.config, lr_theta=0.0, lr_theta_final=0.0)
+    for _ in range(steps):
+        probe.step(*train)
+    probe.config = replace(probe.config, lr_theta=lr)
+    return probe.distance(*holdout)
