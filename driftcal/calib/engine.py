@@ -10,6 +10,7 @@ or warm-start from given θ and φ.
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -146,7 +147,7 @@ class AdversarialEngine:
         if cfg.schedule_steps <= 0:
             return cfg.lr_theta
         frac = min(self.steps / cfg.schedule_steps, 1.0)
-        cos = 0.5 * (1 + torch.cos(torch.tensor(torch.pi * frac))).item()
+        cos = 0.5 * (1 + math.cos(math.pi * frac))
         return cfg.lr_theta_final + (cfg.lr_theta - cfg.lr_theta_final) * cos
 
     def step(self, reference: torch.Tensor, changed: torch.Tensor) -> dict[str, float]:

@@ -102,11 +102,7 @@ def probe_distance(
     """
     probe = copy.deepcopy(engine)
     probe.warm_start(coefficients=coefficients)
-    for group in probe.opt_theta.param_groups:
-        group["lr"] = 0.0
-    lr = probe.config.lr_theta
-    probe.config = replace(probe.config, lr_theta=0.0, lr_theta_final=0.0)
+    probe.config = replace(probe.config, lr_theta=0.0, lr_theta_final=0.0)  # θ frozen, critic trains
     for _ in range(steps):
         probe.step(*train)
-    probe.config = replace(probe.config, lr_theta=lr)
     return probe.distance(*holdout)

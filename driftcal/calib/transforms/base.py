@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from typing import Literal
 
 import torch
@@ -10,7 +11,7 @@ from torch import nn
 Direction = Literal["forward", "inverse"]
 
 
-class Transform(nn.Module):
+class Transform(nn.Module, metaclass=ABCMeta):
     """A deterministic map T_θ whose trainable weights are physical parameters.
 
     ``direction="forward"`` distorts the reference toward the changed data (``T(ref) ≈ chg``);
@@ -32,9 +33,9 @@ class Transform(nn.Module):
         self.bounds = (float(lo), float(hi))
 
     @property
+    @abstractmethod
     def theta(self) -> nn.Parameter:
         """The trainable parameter tensor."""
-        raise NotImplementedError  # abstract: every subclass defines it
 
     @property
     def source(self) -> Literal["reference", "changed"]:
@@ -46,11 +47,10 @@ class Transform(nn.Module):
         """Project θ back into its physical range (after each optimizer step)."""
         self.theta.clamp_(*self.bounds)
 
-    @torch.no_grad()
+    @abstractmethod
     def set_coefficients(self, values: torch.Tensor) -> None:
         """Warm start: set θ from physical coefficients (clamped to the range)."""
-        raise NotImplementedError  # abstract: every subclass defines it
 
+    @abstractmethod
     def coefficients(self, theta: torch.Tensor | None = None) -> torch.Tensor:
         """Physical coefficients (detached) for θ (default: the current θ)."""
-        raise NotImplementedError  # abstract: every subclass defines it
