@@ -28,6 +28,9 @@ from driftcal.errors import DriftcalError
 COMMANDS: tuple[str, ...] = (
     "simulate",
     "fit",
+    "run",
+    "demo",
+    "replay",
 )
 
 EXIT_OK = 0

@@ -51,3 +51,11 @@ def float_list(text: str) -> tuple[float, ...]:
         return tuple(finite_float(p) for p in parts)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"expected comma-separated finite numbers, got {text!r}") from None
+
+
+def positive_float(text: str) -> float:
+    """A finite float > 0."""
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value

@@ -1,0 +1,49 @@
+"""``driftcal run --config FILE``: the streaming daemon on Kafka.
+
+Settings come from the YAML file, overridden by ``DRIFTCAL_*`` environment variables (nested with
+``__``). A bad configuration is rejected before anything starts, one line per problem. SIGTERM or SIGINT
+stops it cleanly (final publish and commit); the exit code is 0 after a clean stop within
+``shutdown_timeout_seconds``, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from driftcal.config import ConfigError, Settings, load_settings
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``run``."""
+    parser = subparsers.add_parser(
+        "run",
+        help="run the streaming calibration daemon",
+        description="Consume event batches from Kafka, track the coefficients, publish them.",
+    )
+    parser.add_argument("--config", type=Path, required=True, metavar="FILE", help="YAML settings file")
+    return parser
+
+
+def load_or_report(path: Path | None, **overrides: object) -> Settings | None:
+    """Settings, or None after printing one ``driftcal: error:`` line per problem."""
+    try:
+        return load_settings(path, **overrides)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"driftcal: error: invalid configuration: {problem}", file=sys.stderr)
+        return None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate the settings, then serve until stopped."""
+    settings = load_or_report(args.config)
+    if settings is None:
+        return 2
+    from driftcal.obs.logging import setup_logging
+    from driftcal.stream.runner import serve
+
+    setup_logging(settings.log_level, json=settings.log_json)
+    return 0 if asyncio.run(serve(settings)) else 1

@@ -1,0 +1,388 @@
+"""The streaming daemon: ingest → reservoir and window → warm-started updates → publish.
+
+One :class:`Daemon` calibrates one ``detector/module``. It runs two kinds of task on one event loop:
+
+- :class:`~driftcal.stream.ingest.Ingest` tasks poll the event (and reference) sources and fill bounded
+  queues; they are never held by an update.
+- the main loop drains the queues into the reference :class:`~driftcal.stream.reservoir.Reservoir` and
+  the :class:`~driftcal.stream.reservoir.Window`, commits the offsets of what it stored, runs an update
+  every ``update.every_events`` new events or ``update.every_seconds`` (in a worker thread, so the
+  loop keeps serving ingest and health), and publishes coefficient documents by the
+  :class:`~driftcal.stream.publisher.PublishPolicy`.
+
+Updates are warm-started: one :class:`~driftcal.calib.online.OnlineCalibrator` lives as long as the
+daemon, so θ, the critic and both optimizers carry over from one update to the next and the
+coefficients follow time-dependent aging. The first update measures the noise floor (critic distance
+between two halves of the reference); the drift alarm is ``distance > alarm.k × floor``.
+
+:meth:`Daemon.request_stop` (SIGTERM/SIGINT in the CLI) stops consuming, lets the update in flight end
+(early, between steps, once half the shutdown timeout has passed), stores what was already consumed,
+publishes a final document, commits, and returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from driftcal.calib.online import OnlineCalibrator, UpdateResult
+from driftcal.calib.recipes import default_recipe
+from driftcal.config import Settings
+from driftcal.io.arrays import load_array
+from driftcal.obs.health import Health
+from driftcal.obs.metrics import Metrics
+from driftcal.stream.codec import DetectorSpec
+from driftcal.stream.ingest import Ingest, Item
+from driftcal.stream.publisher import PublishPolicy, coefficient_message
+from driftcal.stream.reservoir import Reservoir, Window
+from driftcal.stream.transport import Sink, Source, TopicPartition, TransportError
+
+log = logging.getLogger(__name__)
+
+
+def make_calibrator(settings: Settings) -> OnlineCalibrator:
+    """The calibrator the settings describe."""
+    det, upd = settings.detector, settings.update
+    recipe = default_recipe(det.model, det.shape)
+    if upd.critic != "auto":
+        recipe.critic = upd.critic
+    if upd.lr_theta is not None:
+        recipe.engine.lr_theta = upd.lr_theta
+    return OnlineCalibrator(
+        det.model,
+        det.shape,
+        noise=det.noise,
+        threshold=det.threshold,
+        device=upd.device,
+        bf16=upd.bf16,
+        seed=upd.seed,
+        initial_steps=upd.initial_steps,
+        tracking_lr=upd.tracking_lr,
+        recipe=recipe,
+    )
+
+
+def detector_spec(settings: Settings) -> DetectorSpec:
+    det = settings.detector
+    if det.model == "plane-shift":
+        return DetectorSpec(planes=det.shape[0], detector=det.name)
+    return DetectorSpec(cells=tuple(det.shape), noise=det.noise, detector=det.name)
+
+
+class Daemon:
+    """Calibrate one detector module from a stream of event batches.
+
+    Parameters
+    ----------
+    settings : validated :class:`~driftcal.config.Settings`.
+    events : source of the input topic (committed, consumer group).
+    sink : where coefficient documents and dead letters go.
+    reference : source of the reference topic (``reference.source == "topic"``).
+    metrics, health : observability (fresh ones by default).
+    on_update : called after every update with the daemon (the demo uses it to score against truth).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        events: Source,
+        sink: Sink,
+        reference: Source | None = None,
+        metrics: Metrics | None = None,
+        health: Health | None = None,
+        calibrator: OnlineCalibrator | None = None,
+        on_update: Callable[[Daemon], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = s = settings
+        self.events, self.sink, self.reference_source = events, sink, reference
+        if s.reference.source == "topic" and reference is None:
+            raise ValueError("reference.source is 'topic' but no reference source was given")
+        self.metrics = metrics or Metrics()
+        self.health = health or Health()
+        self.clock = clock
+        self.on_update = on_update
+        self.calibrator = calibrator or make_calibrator(s)
+        shape, device = tuple(s.detector.shape), self.calibrator.device
+        self.reservoir = Reservoir(
+            shape, max_events=s.reference.max_events, max_bytes=s.reference.max_bytes, device=device,
+            seed=s.update.seed,
+        )  # fmt: skip
+        self.window = Window(
+            shape, max_events=s.window.max_events, max_bytes=s.window.max_bytes, device=device
+        )
+        self.policy = PublishPolicy(min_change=s.publish.min_change, heartbeat_s=s.publish.heartbeat_seconds)
+        self.spec = detector_spec(s)
+        self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=s.queue_max_batches)
+        self.ref_queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=s.queue_max_batches)
+        self.pending: dict[TopicPartition, int] = {}
+        self.iov: deque[dict[str, Any]] = deque()
+        self.stop_event = asyncio.Event()
+        self.stop_deadline: float | None = None
+        self.updates = 0
+        self.new_events = 0
+        self.last_update = clock()
+        self.floor: float | None = None
+        self.distance: float | None = None
+        self.distance_initial: float | None = None
+        self.last_result: UpdateResult | None = None
+        self.status = "tracking"
+        self.labels = {"detector": s.detector.name, "module": s.detector.module}
+        self._ingests: list[Ingest] = []
+
+    # -- control ---------------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Begin a graceful shutdown (safe to call from a signal handler on the loop)."""
+        if not self.stop_event.is_set():
+            log.info("stop requested: finishing the update in flight, publishing and committing")
+            self.stop_deadline = self.clock() + self.settings.shutdown_timeout_seconds / 2
+            self.stop_event.set()
+            for ingest in self._ingests:
+                ingest.stopping.set()
+
+    @property
+    def reference_ready(self) -> bool:
+        ref = self.settings.reference
+        need = min(ref.first_events, self.reservoir.capacity)
+        return self.reservoir.seen >= need or (ref.source != "first-events" and self._ref_caught_up())
+
+    def _ref_caught_up(self) -> bool:
+        if self.reference_source is None or self.reservoir.seen == 0:
+            return False
+        return all(lag <= 0 for lag in self.reference_source.lag().values())
+
+    def coefficients(self) -> np.ndarray:
+        return self.calibrator.coefficients()
+
+    # -- storing -----------------------------------------------------------------------------------
+    def load_reference_files(self) -> None:
+        for path in self.settings.reference.files:
+            events = load_array(path, name="reference")
+            if events.shape[1:] != tuple(self.settings.detector.shape):
+                raise ValueError(f"reference file {path}: events of shape {events.shape[1:]} do not match")
+            self.reservoir.add(events)
+        log.info(
+            "reference: %d events from %d file(s)", self.reservoir.size, len(self.settings.reference.files)
+        )
+
+    def _store(self, item: Item, *, reference: bool) -> None:
+        events = item.events
+        if events is not None and len(events):
+            if not reference and self.settings.reference.source == "first-events":
+                room = max(0, self.settings.reference.first_events - self.reservoir.seen)
+                if room:
+                    self.reservoir.add(events[:room])
+                    events = events[room:]
+            if reference:
+                self.reservoir.add(events)
+            elif len(events):
+                self.window.add(events)
+                self.new_events += len(events)
+                self._track_iov(item, len(events))
+        if not reference:
+            for tp, offset in item.offsets.items():
+                self.pending[tp] = max(offset, self.pending.get(tp, 0))
+
+    def _track_iov(self, item: Item, n: int) -> None:
+        b = item.batch
+        assert b is not None
+        first = b.first_event + (b.n_events - n)
+        self.iov.append(
+            dict(first_event=first, last_event=b.first_event + b.n_events - 1, n=n,
+                 first_time=b.first_time, last_time=b.last_time, run=b.run)
+        )  # fmt: skip
+        total = sum(e["n"] for e in self.iov)
+        while len(self.iov) > 1 and total - self.iov[0]["n"] >= self.window.capacity:
+            total -= self.iov.popleft()["n"]
+
+    def _drain(self) -> int:
+        count = 0
+        for queue, is_ref in ((self.ref_queue, True), (self.queue, False)):
+            while not queue.empty():
+                self._store(queue.get_nowait(), reference=is_ref)
+                count += 1
+        self.metrics.set_queue(self.queue.qsize())
+        self.metrics.set_reservoir("reference", self.reservoir.size)
+        self.metrics.set_reservoir("window", self.window.size)
+        self.health.set_reference_ready(self.reference_ready)
+        return count
+
+    async def _commit(self) -> None:
+        if not self.pending:
+            return
+        offsets, self.pending = self.pending, {}
+        try:
+            await self.events.commit(offsets)
+            self.health.progress()
+        except TransportError as exc:
+            log.warning("commit failed (%s); will retry", exc)
+            for tp, off in offsets.items():
+                self.pending[tp] = max(off, self.pending.get(tp, 0))
+
+    # -- updating --------------------------------------------------------------------------------------
+    def _update_due(self) -> bool:
+        if not self.reference_ready or self.window.size < self.settings.window.min_events:
+            return False
+        if self.updates == 0:
+            return True
+        upd = self.settings.update
+        elapsed = self.clock() - self.last_update
+        return self.new_events >= upd.every_events or elapsed >= upd.every_seconds
+
+    def _should_stop(self) -> bool:
+        return self.stop_deadline is not None and self.clock() > self.stop_deadline
+
+    def _run_update(self) -> UpdateResult:
+        """Runs in a worker thread; the loop does not touch the reservoir or window meanwhile."""
+        cal, s = self.calibrator, self.settings
+        ref, cur = self.reservoir.data, self.window.data
+        if self.floor is None:
+            self.floor = cal.noise_floor(ref, steps=s.alarm.floor_steps)
+        steps = s.update.initial_steps if self.updates == 0 and s.update.initial_steps else s.update.steps
+        return cal.update(ref, cur, steps=steps, should_stop=self._should_stop)
+
+    async def _update(self) -> None:
+        self.new_events = 0
+        self.last_update = self.clock()
+        try:
+            result = await asyncio.to_thread(self._run_update)
+        except Exception:
+            log.exception("update failed")
+            self.metrics.update(self.labels["detector"], self.labels["module"], "error")
+            return
+        self.updates += 1
+        self.last_result = result
+        self.distance = result.distance
+        if self.distance_initial is None:
+            self.distance_initial = result.distance_start
+        threshold = self.settings.alarm.k * (self.floor or float("nan"))
+        alarm = bool(np.isfinite(threshold) and result.distance > threshold)
+        converged = result.max_change < self.settings.publish.min_change
+        self.status = "alarm" if alarm else ("converged" if converged else "tracking")
+        d, m = self.labels["detector"], self.labels["module"]
+        self.metrics.update(d, m, "ok", result.seconds)
+        self.metrics.set_distance(d, m, result.distance, threshold, alarm)
+        self.metrics.set_noise_floor(d, m, self.floor or float("nan"))
+        self.metrics.set_coefficients(d, m, self.coefficients().ravel())
+        log.info(
+            "update %d: %d steps in %.2fs, distance %.4g (threshold %.4g), max change %.4g, %s",
+            self.updates, result.steps, result.seconds, result.distance, threshold, result.max_change,
+            self.status,
+        )  # fmt: skip
+        if self.on_update is not None:
+            self.on_update(self)
+
+    # -- publishing --------------------------------------------------------------------------------------
+    def _iov(self) -> dict[str, Any]:
+        if not self.iov:
+            return {}
+        times = [e[k] for e in self.iov for k in ("first_time", "last_time") if e[k] is not None]
+        runs = {e["run"] for e in self.iov if e["run"] is not None}
+        return {
+            "first_event": self.iov[0]["first_event"],
+            "last_event": self.iov[-1]["last_event"],
+            "first_time": min(times) if times else None,
+            "last_time": max(times) if times else None,
+            "run": runs.pop() if len(runs) == 1 else None,
+        }
+
+    async def _publish(self, *, force: bool = False) -> None:
+        if self.updates == 0:
+            return
+        coeffs, now = self.coefficients(), self.clock()
+        reason = self.policy.due(coeffs, self.status, now=now) or ("final" if force else None)
+        if reason is None:
+            return
+        s = self.settings
+        doc, message = coefficient_message(
+            coeffs, topic=s.kafka.output_topic, model=s.detector.model, detector=s.detector.name,
+            module=s.detector.module, sequence=self.policy.sequence + 1, status=self.status,
+            distance_before=self.distance_initial, distance_after=self.distance, iov=self._iov(),
+            instance=s.instance, metrics={"noise_floor": self.floor or float("nan"), "updates": self.updates},
+        )  # fmt: skip
+        try:
+            await self.sink.send(message)
+        except TransportError as exc:
+            log.warning("publish of sequence %d failed (%s); will retry", doc.sequence, exc)
+            return
+        self.policy.mark(coeffs, self.status, now=now)
+        self.metrics.published(doc.detector, doc.module)
+        log.info("published sequence %d (%s, %s)", doc.sequence, reason, self.status)
+
+    # -- the loop ------------------------------------------------------------------------------------------
+    async def _start_transports(self) -> None:
+        delay = 1.0
+        parts: list[Source | Sink] = [self.sink, self.events]
+        if self.reference_source is not None:
+            parts.append(self.reference_source)
+        started: list[Source | Sink] = []
+        while True:
+            try:
+                for part in parts:
+                    if part not in started:
+                        await part.start()
+                        started.append(part)
+                return
+            except TransportError as exc:
+                if self.stop_event.is_set():
+                    raise
+                log.warning("cannot connect (%s); retrying in %.0fs", exc, delay)
+                self.health.set_broker_ok(False)
+                self.health.beat()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop_event.wait(), delay)
+                delay = min(delay * 2, 30.0)
+
+    def _make_ingest(self, source: Source, queue: asyncio.Queue[Item], kind: str) -> Ingest:
+        k = self.settings.kafka
+        ingest = Ingest(
+            source, self.spec, queue, dlq=self.sink, dlq_topic=k.dlq_topic, metrics=self.metrics,
+            health=self.health, kind=kind, max_records=k.max_poll_records,
+        )  # fmt: skip
+        self._ingests.append(ingest)
+        return ingest
+
+    async def run(self) -> None:
+        """Run until :meth:`request_stop`; then publish, commit and close the transports."""
+        self.metrics.build_info(str(self.calibrator.device))
+        if self.settings.reference.source == "files":
+            self.load_reference_files()
+        await self._start_transports()
+        tasks = [asyncio.create_task(self._make_ingest(self.events, self.queue, "events").run())]
+        if self.reference_source is not None:
+            ingest = self._make_ingest(self.reference_source, self.ref_queue, "reference")
+            tasks.append(asyncio.create_task(ingest.run()))
+        try:
+            while not self.stop_event.is_set():
+                self.health.beat()
+                self._drain()
+                await self._commit()
+                if self._update_due():
+                    await self._update()
+                    self._drain()
+                    await self._commit()
+                await self._publish()
+                for task in tasks:
+                    if task.done() and task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop_event.wait(), 0.1)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._drain()
+            await self._commit()
+            await self._publish(force=True)
+            for part in (self.events, self.reference_source, self.sink):
+                if part is not None:
+                    await part.stop()
+            log.info("stopped after %d updates; last sequence %d", self.updates, self.policy.sequence)

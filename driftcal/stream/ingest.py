@@ -1,0 +1,156 @@
+"""The consuming side of the daemon: poll a source, decode, dead-letter bad messages, queue the rest.
+
+:class:`Ingest` runs in its own task so the poll loop is never held by an update (aiokafka #848). It
+puts one :class:`Item` per record on a bounded :class:`asyncio.Queue`; when the queue is full it
+pauses the source's partitions until there is room again (backpressure: nothing is dropped).
+
+A rejected record is sent to the dead-letter topic with its original bytes and the headers
+``driftcal-error`` (the reason and message) and ``driftcal-source`` (``topic/partition/offset``), the
+counter ``driftcal_messages_rejected_total{reason}`` rises, and an :class:`Item` without events still
+goes through the queue. That way offsets are committed strictly in order, after the events before them
+were stored (at-least-once): see :meth:`Item.offsets`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from driftcal.obs.health import Health
+from driftcal.obs.metrics import Metrics
+from driftcal.stream.codec import CodecError, DetectorSpec, EventBatch, decode
+from driftcal.stream.transport import Outgoing, Record, Sink, Source, TopicPartition, TransportError
+
+log = logging.getLogger(__name__)
+
+ERROR_HEADER = "driftcal-error"
+SOURCE_HEADER = "driftcal-source"
+
+
+@dataclass
+class Item:
+    """One consumed record: its decoded events (None when dead-lettered) and where it came from."""
+
+    record: Record
+    batch: EventBatch | None
+    events: np.ndarray | None
+
+    @property
+    def offsets(self) -> dict[TopicPartition, int]:
+        """The offset to commit once this item is stored: the next one to read."""
+        return {self.record.tp: self.record.offset + 1}
+
+
+def dead_letter(record: Record, topic: str, error: CodecError) -> Outgoing:
+    """The dead-letter message for ``record``: original bytes, key and headers plus the driftcal headers."""
+    headers = [(k, v) for k, v in record.headers if k not in (ERROR_HEADER, SOURCE_HEADER)]
+    headers += [(ERROR_HEADER, str(error).encode()[:1024]), (SOURCE_HEADER, record.source.encode())]
+    return Outgoing(topic=topic, value=record.value, key=record.key, headers=headers)
+
+
+class Ingest:
+    """Consume ``source`` into ``queue``.
+
+    Parameters
+    ----------
+    source : the transport to read.
+    spec : what a batch must match (cells or planes, noise floor, detector name).
+    queue : bounded queue of :class:`Item`.
+    dlq : sink and topic for rejected records.
+    metrics, health : observability hooks.
+    kind : ``events`` or ``reference`` (for logs).
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        spec: DetectorSpec,
+        queue: asyncio.Queue[Item],
+        *,
+        dlq: Sink,
+        dlq_topic: str,
+        metrics: Metrics,
+        health: Health,
+        kind: str = "events",
+        poll_timeout_s: float = 0.5,
+        max_records: int = 100,
+    ) -> None:
+        self.source = source
+        self.spec = spec
+        self.queue = queue
+        self.dlq = dlq
+        self.dlq_topic = dlq_topic
+        self.metrics = metrics
+        self.health = health
+        self.kind = kind
+        self.poll_timeout_s = poll_timeout_s
+        self.max_records = max_records
+        self.paused = False
+        self.stopping = asyncio.Event()
+        self.rejected = 0
+
+    def decode(self, record: Record) -> Item | CodecError:
+        """Decode one record into an :class:`Item`, or the :class:`CodecError` that rejects it."""
+        try:
+            batch = decode(record.value, self.spec)
+        except CodecError as exc:
+            return exc
+        cells = self.spec.cells if self.spec.cells is not None else (self.spec.planes or 0,)
+        return Item(record, batch, batch.dense(tuple(cells)))
+
+    async def _reject(self, record: Record, error: CodecError) -> Item:
+        self.rejected += 1
+        self.metrics.rejected(error.reason)
+        log.warning("dead-lettering %s: %s", record.source, error)
+        while True:  # the record's offset must not be committed before its dead letter is written
+            try:
+                await self.dlq.send(dead_letter(record, self.dlq_topic, error))
+                break
+            except TransportError as exc:
+                if self.stopping.is_set():
+                    raise
+                log.warning("dead-letter send failed (%s); retrying", exc)
+                await asyncio.sleep(1.0)
+        return Item(record, None, None)
+
+    async def _put(self, item: Item) -> None:
+        if self.queue.full() and not self.paused:
+            self.source.pause()
+            self.paused = True
+            log.info("%s queue full (%d batches): partitions paused", self.kind, self.queue.maxsize)
+        await self.queue.put(item)
+        self.metrics.set_queue(self.queue.qsize())
+
+    def _maybe_resume(self) -> None:
+        if self.paused and self.queue.qsize() < max(1, self.queue.maxsize // 2):
+            self.source.resume()
+            self.paused = False
+            log.info("%s queue drained: partitions resumed", self.kind)
+
+    async def run(self) -> None:
+        """Poll until :attr:`stopping` is set. Transport errors are logged and retried, never fatal."""
+        while not self.stopping.is_set():
+            self.health.beat()
+            self._maybe_resume()
+            if self.paused:
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                records = await self.source.getmany(self.poll_timeout_s, self.max_records)
+            except TransportError as exc:
+                log.warning("%s poll failed: %s", self.kind, exc)
+                await asyncio.sleep(1.0)
+                continue
+            self.health.progress()
+            for tp, lag in self.source.lag().items():
+                self.metrics.set_lag(tp[0], tp[1], lag)
+            for record in records:
+                decoded = self.decode(record)
+                if isinstance(decoded, CodecError):
+                    decoded = await self._reject(record, decoded)
+                else:
+                    self.metrics.consumed(record.topic, decoded.batch.n_events if decoded.batch else 0)
+                await self._put(decoded)

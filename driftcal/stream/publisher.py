@@ -1,0 +1,91 @@
+"""When to publish a coefficient document, and what goes in it.
+
+:class:`PublishPolicy` publishes the first result, then whenever the coefficients moved by more than
+``min_change`` (largest absolute change of any coefficient since the last publication), whenever the
+status changes, and at least every ``heartbeat_s`` seconds. Sequence numbers rise by one per
+publication of a ``detector/module`` key, so a consumer can spot gaps and duplicates.
+
+>>> import numpy as np
+>>> policy = PublishPolicy(min_change=0.01, heartbeat_s=60)
+>>> policy.due(np.ones(3), "tracking", now=0.0)
+'first'
+>>> policy.mark(np.ones(3), "tracking", now=0.0)
+1
+>>> policy.due(np.ones(3) * 1.005, "tracking", now=1.0) is None
+True
+>>> policy.due(np.ones(3) * 1.02, "tracking", now=2.0), policy.due(np.ones(3), "alarm", now=3.0)
+('change', 'status')
+>>> policy.due(np.ones(3), "tracking", now=61.0)
+'heartbeat'
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from driftcal.coefficients import CoefficientDocument, Distance
+from driftcal.stream.transport import Outgoing
+
+
+class PublishPolicy:
+    """Decides when a document is due and counts sequence numbers."""
+
+    def __init__(self, *, min_change: float, heartbeat_s: float, sequence: int = 0) -> None:
+        self.min_change = float(min_change)
+        self.heartbeat_s = float(heartbeat_s)
+        self.sequence = int(sequence)  # of the last publication (0: none yet)
+        self.last: np.ndarray | None = None
+        self.last_status: str | None = None
+        self.last_time: float | None = None
+
+    def due(self, coefficients: np.ndarray, status: str, *, now: float) -> str | None:
+        """Why a publication is due now (``first``, ``status``, ``change``, ``heartbeat``), or None."""
+        if self.last is None or self.last_time is None:
+            return "first"
+        if status != self.last_status:
+            return "status"
+        if float(np.max(np.abs(np.asarray(coefficients) - self.last))) > self.min_change:
+            return "change"
+        if now - self.last_time >= self.heartbeat_s:
+            return "heartbeat"
+        return None
+
+    def mark(self, coefficients: np.ndarray, status: str, *, now: float) -> int:
+        """Record a publication; returns its sequence number."""
+        self.sequence += 1
+        self.last = np.array(coefficients, dtype=np.float64, copy=True)
+        self.last_status = status
+        self.last_time = now
+        return self.sequence
+
+
+def coefficient_message(
+    coefficients: np.ndarray,
+    *,
+    topic: str,
+    model: str,
+    detector: str,
+    module: str,
+    sequence: int,
+    status: str,
+    distance_before: float | None,
+    distance_after: float | None,
+    iov: dict,
+    instance: str,
+    metrics: dict[str, float] | None = None,
+) -> tuple[CoefficientDocument, Outgoing]:
+    """The document (schema ``driftcal.coefficients/1``) and its Kafka message keyed ``detector/module``."""
+    doc = CoefficientDocument.from_array(
+        coefficients,
+        model=model,  # type: ignore[arg-type]
+        method="adversarial",
+        detector=detector,
+        module=module,
+        sequence=sequence,
+        status=status,  # type: ignore[arg-type]
+        distance=Distance(before=distance_before, after=distance_after),
+        iov=iov,
+        instance=instance,
+        metrics=metrics,
+    )
+    return doc, Outgoing(topic=topic, value=doc.to_json().encode(), key=doc.key.encode())

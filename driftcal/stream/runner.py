@@ -1,0 +1,95 @@
+"""Wiring for ``driftcal run``: Kafka transports, the metrics/health server, signals, the daemon.
+
+FastStream-style layering: this module owns the broker objects and the process concerns (signals,
+the HTTP endpoint, logging); :class:`~driftcal.stream.daemon.Daemon` only sees the
+:class:`~driftcal.stream.transport.Source`/``Sink`` interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+from driftcal.config import Settings
+from driftcal.obs.health import Health
+from driftcal.obs.metrics import Metrics
+from driftcal.obs.server import ObsServer
+from driftcal.stream.daemon import Daemon
+from driftcal.stream.kafka import KafkaSink, KafkaSource, TopicSpec, ensure_topics
+from driftcal.stream.transport import TransportError
+
+log = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def install_stop_handlers(stop: Callable[[], None]) -> None:
+    """Call ``stop`` on SIGTERM/SIGINT (on the running loop)."""
+    loop = asyncio.get_running_loop()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop)
+
+
+async def stop_within(run: Awaitable[None], stop_requested: asyncio.Event, timeout_s: float) -> bool:
+    """Await ``run``; once a stop is requested allow it ``timeout_s`` more. False if it had to be cut."""
+    task = asyncio.ensure_future(run)
+    waiter = asyncio.create_task(stop_requested.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if not task.done():
+        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+        if not done:
+            log.error("shutdown took longer than %.0fs; exiting without a clean stop", timeout_s)
+            task.cancel()
+            return False
+    task.result()
+    return True
+
+
+async def output_topics(settings: Settings) -> None:
+    """Create the output (compacted, keyed by detector/module) and dead-letter topics if missing."""
+    k = settings.kafka
+    specs = {
+        k.output_topic: TopicSpec(config={"cleanup.policy": "compact"}),
+        k.dlq_topic: TopicSpec(config={"retention.ms": str(14 * 24 * 3600 * 1000)}),
+    }
+    try:
+        await ensure_topics(k.bootstrap, specs, timeout_ms=k.request_timeout_ms)
+    except TransportError as exc:  # the producer can still auto-create them; say so and go on
+        log.warning("could not create topics %s: %s", ", ".join(specs), exc)
+
+
+def kafka_daemon(settings: Settings, metrics: Metrics, health: Health) -> Daemon:
+    """A daemon on Kafka transports built from ``settings.kafka``."""
+    k = settings.kafka
+    common = dict(client_id=k.client_id, request_timeout_ms=k.request_timeout_ms)
+    events = KafkaSource(
+        k.bootstrap, [k.input_topic], k.group_id, max_poll_records=k.max_poll_records,
+        session_timeout_ms=k.session_timeout_ms, **common,
+    )  # fmt: skip
+    reference = None
+    if settings.reference.source == "topic":
+        reference = KafkaSource(k.bootstrap, [k.reference_topic], None, max_poll_records=k.max_poll_records,
+                                **common)  # fmt: skip
+    sink = KafkaSink(k.bootstrap, max_request_size=4 << 20, **common)
+    return Daemon(settings, events=events, reference=reference, sink=sink, metrics=metrics, health=health)
+
+
+async def serve(settings: Settings) -> bool:
+    """Run the daemon until SIGTERM/SIGINT; True after a clean stop within the shutdown timeout."""
+    metrics, health = Metrics(), Health()
+    server = None
+    if settings.metrics.enabled:
+        server = ObsServer(metrics, health, host=settings.metrics.host, port=settings.metrics.port)
+        port = server.start()
+        log.info("metrics and health on http://%s:%d/metrics", settings.metrics.host, port)
+    try:
+        await output_topics(settings)
+        daemon = kafka_daemon(settings, metrics, health)
+        install_stop_handlers(daemon.request_stop)
+        return await stop_within(daemon.run(), daemon.stop_event, settings.shutdown_timeout_seconds)
+    finally:
+        if server is not None:
+            server.stop()

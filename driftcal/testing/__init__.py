@@ -1,0 +1,1 @@
+"""Test support: a local single-node Kafka broker for integration tests (:mod:`.kafka_broker`)."""
