@@ -20,26 +20,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka import TopicPartition as KafkaTP
+from aiokafka import errors as ke
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import (
-    AuthenticationFailedError,
-    ClusterAuthorizationFailedError,
-    ConsumerStoppedError,
-    GroupAuthorizationFailedError,
-    IllegalOperation,
-    KafkaConnectionError,
-    KafkaError,
-    KafkaTimeoutError,
-    OffsetOutOfRangeError,
-    RecordTooLargeError,
-    SaslAuthenticationFailed,
-    TopicAlreadyExistsError,
-    TopicAuthorizationFailedError,
-    UnsupportedVersionError,
-    for_code,
-)
 
 from driftcal.stream.transport import Outgoing, Record, Sink, Source, TopicPartition, TransportError
 
@@ -49,29 +33,27 @@ log = logging.getLogger(__name__)
 
 #: Fetch errors that retrying cannot fix: :meth:`KafkaSource.getmany` raises them as TransportError.
 _FATAL: tuple[type[BaseException], ...] = (
-    TopicAuthorizationFailedError,
-    GroupAuthorizationFailedError,
-    ClusterAuthorizationFailedError,
-    AuthenticationFailedError,
-    SaslAuthenticationFailed,
-    UnsupportedVersionError,
-    OffsetOutOfRangeError,
-    RecordTooLargeError,
-    ConsumerStoppedError,
-    IllegalOperation,
+    *(ke.TopicAuthorizationFailedError, ke.GroupAuthorizationFailedError, ke.ClusterAuthorizationFailedError),
+    *(ke.AuthenticationFailedError, ke.SaslAuthenticationFailed, ke.UnsupportedVersionError),
+    *(ke.OffsetOutOfRangeError, ke.RecordTooLargeError, ke.ConsumerStoppedError, ke.IllegalOperation),
 )
 #: What a broker that is down or unreachable looks like (aiokafka raises the first two).
-_CONNECT_ERRORS = (KafkaError, OSError, TimeoutError)
+_CONNECT_ERRORS = (ke.KafkaError, OSError, TimeoutError)
 
 
 def _describe(err: BaseException) -> str:
     """One readable line for an exception (aiokafka's messages are sometimes empty or repeat the type)."""
     name = type(err).__name__
-    if isinstance(err, KafkaConnectionError):
+    if isinstance(err, ke.KafkaConnectionError):
         return f"no broker reachable ({name})"
     lines = str(err).strip().splitlines()
     text = lines[0].removeprefix(f"{name}: ").removeprefix(name).strip() if lines else ""
     return f"{name}: {text}" if text else name
+
+
+def _record(m: ConsumerRecord[bytes, bytes]) -> Record:
+    headers = tuple((str(k), bytes(v or b"")) for k, v in (m.headers or ()))
+    return Record(m.topic, m.partition, m.offset, m.value or b"", m.key, m.timestamp, headers)
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -198,18 +180,7 @@ class KafkaSource(Source):
             return []
         records: list[Record] = []
         for tp, messages in batches.items():
-            for m in messages:
-                records.append(
-                    Record(
-                        topic=m.topic,
-                        partition=m.partition,
-                        offset=m.offset,
-                        value=m.value if m.value is not None else b"",
-                        key=m.key,
-                        timestamp_ms=m.timestamp,
-                        headers=tuple((str(k), bytes(v or b"")) for k, v in (m.headers or ())),
-                    )
-                )
+            records += [_record(m) for m in messages]
             if messages:
                 self._handed_out[(tp.topic, tp.partition)] = messages[-1].offset + 1
         return records
@@ -237,7 +208,7 @@ class KafkaSource(Source):
             raise TransportError(
                 f"commit to Kafka at {self.bootstrap} timed out after {self._request_timeout_s:g} s"
             ) from err
-        except (KafkaError, IllegalOperation, ConsumerStoppedError) as err:
+        except (ke.KafkaError, ke.IllegalOperation, ke.ConsumerStoppedError) as err:
             raise TransportError(f"commit to Kafka at {self.bootstrap} failed: {_describe(err)}") from err
 
     # -- flow control and monitoring ---------------------------------------------------------------
@@ -254,7 +225,7 @@ class KafkaSource(Source):
         if consumer is not None:
             try:
                 consumer.resume(*consumer.assignment())
-            except KafkaError as err:  # assignment changed under us; the next rebalance settles it
+            except ke.KafkaError as err:  # assignment changed under us; the next rebalance settles it
                 log.debug("resume: %s", _describe(err))
 
     def _apply_pause(self) -> None:
@@ -263,7 +234,7 @@ class KafkaSource(Source):
             return
         try:
             consumer.pause(*(consumer.assignment() - consumer.paused()))
-        except KafkaError as err:
+        except ke.KafkaError as err:
             log.debug("pause: %s", _describe(err))
 
     def lag(self) -> dict[TopicPartition, int]:
@@ -306,7 +277,7 @@ class KafkaSource(Source):
             return {}
         try:
             ends = await asyncio.wait_for(consumer.end_offsets(assigned), self._request_timeout_s * 2)
-        except (*_CONNECT_ERRORS, IllegalOperation) as err:
+        except (*_CONNECT_ERRORS, ke.IllegalOperation) as err:
             raise TransportError(f"end offsets from Kafka at {self.bootstrap}: {_describe(err)}") from err
         return {(tp.topic, tp.partition): int(o) for tp, o in ends.items()}
 
@@ -389,7 +360,7 @@ class KafkaSink(Sink):
         except TimeoutError:
             log.warning("Kafka at %s: dropping messages not acknowledged at stop", self.bootstrap)
             with contextlib.suppress(Exception):  # else producer.stop() waits for the broker forever
-                producer._message_accumulator.fail_all(KafkaTimeoutError("sink stopped"))
+                await producer._sender.close()  # waits for in-flight requests, which then re-enqueue
         await producer.stop()
 
     def _require(self) -> AIOKafkaProducer:
@@ -415,7 +386,7 @@ class KafkaSink(Sink):
                     await asyncio.wait(futures)  # unlike gather, never cancels the delivery futures
         except TimeoutError:
             error = TimeoutError(f"not acknowledged within {self._timeout_s:g} s")
-        except (KafkaError, OSError, IllegalOperation) as err:
+        except (ke.KafkaError, OSError, ke.IllegalOperation) as err:
             error = err
         for future in futures:  # retrieve every outcome (no "exception never retrieved")
             if not future.done():
@@ -443,25 +414,37 @@ class TopicSpec:
 
 
 async def ensure_topics(bootstrap: str, specs: Mapping[str, TopicSpec], *, timeout_ms: int = 30000) -> None:
-    """Create the topics of ``specs`` that do not exist yet (existing ones are left as they are)."""
+    """Create the topics of ``specs`` that do not exist yet and wait until every partition has a leader.
+
+    Existing topics are left as they are (their configuration is not compared with ``specs``).
+    """
     if not specs:
         return
+    timeout_s = timeout_ms / 1000
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
     try:
-        await asyncio.wait_for(admin.start(), timeout_ms / 1000 * 2)
-        new = [
-            NewTopic(n, s.partitions, s.replication, topic_configs=dict(s.config)) for n, s in specs.items()
-        ]
-        response = await admin.create_topics(new, timeout_ms=timeout_ms)
+        async with asyncio.timeout(timeout_s * 2):
+            await admin.start()
+            new = [
+                NewTopic(n, s.partitions, s.replication, topic_configs=dict(s.config))
+                for n, s in specs.items()
+            ]
+            response = await admin.create_topics(new, timeout_ms=timeout_ms)
+            failures = []
+            for topic, code, *rest in response.topic_errors:
+                if code and not issubclass(error := ke.for_code(code), ke.TopicAlreadyExistsError):
+                    failures.append(
+                        f"{topic}: {error.__name__} {rest[0] if rest and rest[0] else ''}".strip()
+                    )
+            if failures:
+                raise TransportError(f"creating topics at Kafka {bootstrap} failed: {'; '.join(failures)}")
+            while not all(  # a freshly created partition has no leader for a moment
+                not t["error_code"] and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"])
+                for t in await admin.describe_topics(list(specs))
+            ):
+                await asyncio.sleep(0.1)
     except _CONNECT_ERRORS as err:
-        raise TransportError(f"cannot create topics at Kafka {bootstrap}: {_describe(err)}") from err
+        reason = f"timed out after {timeout_s * 2:g} s" if isinstance(err, TimeoutError) else _describe(err)
+        raise TransportError(f"cannot create topics at Kafka {bootstrap}: {reason}") from err
     finally:
         await admin.close()
-    failures = []
-    for topic, code, *rest in response.topic_errors:
-        error = for_code(code) if code else None
-        if error is None or issubclass(error, TopicAlreadyExistsError):
-            continue
-        failures.append(f"{topic}: {error.__name__} {rest[0] if rest and rest[0] else ''}".strip())
-    if failures:
-        raise TransportError(f"creating topics at Kafka {bootstrap} failed: {'; '.join(failures)}")

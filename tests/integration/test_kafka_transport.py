@@ -194,6 +194,7 @@ async def test_on_revoke_is_awaited_and_may_commit(kafka_bootstrap: str) -> None
         await first.stop()
 
 
+@pytest.mark.slow
 async def test_partitions_assigned_while_paused_stay_paused(kafka_bootstrap: str) -> None:
     topic, group = new_topic("repause"), new_topic("group")
     await ensure_topics(kafka_bootstrap, {topic: TopicSpec(partitions=2)})
