@@ -157,7 +157,8 @@ class Daemon:
     def _ref_caught_up(self) -> bool:
         if self.reference_source is None or self.reservoir.seen == 0:
             return False
-        return all(lag <= 0 for lag in self.reference_source.lag().values())
+        lags = self.reference_source.lag()  # partitions with an unknown end are left out: not caught up yet
+        return bool(lags) and all(lag <= 0 for lag in lags.values())
 
     def coefficients(self) -> np.ndarray:
         return self.calibrator.coefficients()
@@ -226,6 +227,15 @@ class Daemon:
             log.warning("commit failed (%s); will retry", exc)
             for tp, off in offsets.items():
                 self.pending[tp] = max(off, self.pending.get(tp, 0))
+
+    async def on_revoke(self, partitions: set[TopicPartition]) -> None:
+        """Rebalance hook: commit what is stored before the partitions go to another instance.
+
+        Items still queued for those partitions are stored here but not committed, so the new owner
+        reads them again (at-least-once). Takes no lock the poll loop holds.
+        """
+        log.info("partitions revoked: %s; committing what is stored", sorted(partitions))
+        await self._commit()
 
     # -- updating --------------------------------------------------------------------------------------
     def _update_due(self) -> bool:

@@ -65,16 +65,24 @@ def kafka_daemon(settings: Settings, metrics: Metrics, health: Health) -> Daemon
     """A daemon on Kafka transports built from ``settings.kafka``."""
     k = settings.kafka
     common = dict(client_id=k.client_id, request_timeout_ms=k.request_timeout_ms)
+    owner: list[Daemon] = []
+
+    async def on_revoke(partitions: set) -> None:
+        if owner:
+            await owner[0].on_revoke(partitions)
+
     events = KafkaSource(
         k.bootstrap, [k.input_topic], k.group_id, max_poll_records=k.max_poll_records,
-        session_timeout_ms=k.session_timeout_ms, **common,
+        session_timeout_ms=k.session_timeout_ms, on_revoke=on_revoke, **common,
     )  # fmt: skip
     reference = None
     if settings.reference.source == "topic":
         reference = KafkaSource(k.bootstrap, [k.reference_topic], None, max_poll_records=k.max_poll_records,
                                 **common)  # fmt: skip
     sink = KafkaSink(k.bootstrap, max_request_size=4 << 20, **common)
-    return Daemon(settings, events=events, reference=reference, sink=sink, metrics=metrics, health=health)
+    daemon = Daemon(settings, events=events, reference=reference, sink=sink, metrics=metrics, health=health)
+    owner.append(daemon)
+    return daemon
 
 
 async def serve(settings: Settings) -> bool:
