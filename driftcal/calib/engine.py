@@ -92,6 +92,7 @@ class AdversarialEngine:
         self.opt_theta = torch.optim.Adam([self.transform.theta], lr=cfg.lr_theta, betas=cfg.betas_theta)
         self.theta_avg = self.transform.theta.detach().clone()
         self.steps = 0
+        self.schedule_start = 0  # θ-step at which the learning-rate schedule (re)started
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.autocast = cfg.bf16 and self.device.type == "cuda"
 
@@ -146,7 +147,7 @@ class AdversarialEngine:
         cfg = self.config
         if cfg.schedule_steps <= 0:
             return cfg.lr_theta
-        frac = min(self.steps / cfg.schedule_steps, 1.0)
+        frac = min((self.steps - self.schedule_start) / cfg.schedule_steps, 1.0)
         cos = 0.5 * (1 + math.cos(math.pi * frac))
         return cfg.lr_theta_final + (cfg.lr_theta - cfg.lr_theta_final) * cos
 
@@ -236,6 +237,7 @@ class AdversarialEngine:
             "opt_theta": self.opt_theta.state_dict(),
             "theta_avg": self.theta_avg.detach().cpu(),
             "steps": self.steps,
+            "schedule_start": self.schedule_start,
             "generator": self.generator.get_state().cpu(),
             "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.config).items()},
         }
@@ -248,7 +250,12 @@ class AdversarialEngine:
         self.opt_theta.load_state_dict(state["opt_theta"])
         self.theta_avg = state["theta_avg"].to(self.device).clone()
         self.steps = int(state["steps"])
+        self.schedule_start = int(state.get("schedule_start", 0))
         self.generator.set_state(state["generator"].to(self.generator.get_state().device))
+
+    def restart_schedule(self) -> None:
+        """Start the θ learning-rate schedule again from ``lr_theta`` (e.g. after a sudden change)."""
+        self.schedule_start = self.steps
 
     @torch.no_grad()
     def warm_start(

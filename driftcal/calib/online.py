@@ -130,6 +130,16 @@ class OnlineCalibrator:
             max_change=change,
         )
 
+    def rewarm(self, steps: int | None = None) -> None:
+        """Raise θ's learning rate back to its initial value and decay it again over ``steps``.
+
+        For a sudden change (a module drop): the tracking rate follows slow aging but would take
+        thousands of steps to follow a jump.
+        """
+        if steps is not None:
+            self.engine.config.schedule_steps = max(1, int(steps))
+        self.engine.restart_schedule()
+
     def noise_floor(self, reference: torch.Tensor, *, steps: int = 200, seed: int = 1) -> float:
         """Mean critic gap between two disjoint halves of ``reference`` over the last half of ``steps``.
 
