@@ -44,7 +44,7 @@ DEMO_SETTINGS: dict[str, Any] = {
     "window": {"max_events": 8000, "min_events": 2000},
     "update": {
         "every_events": 1000, "every_seconds": 5.0, "steps": 30, "initial_steps": 400,
-        "critic": "mlp", "lr_theta": 0.005, "device": "auto",
+        "critic": "mlp", "lr_theta": 0.005, "tracking_lr": 0.001, "device": "auto",
     },
     "publish": {"heartbeat_seconds": 10.0},
     "alarm": {"floor_steps": 100},
