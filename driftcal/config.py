@@ -176,7 +176,7 @@ class UpdateSettings(BaseModel):
         None, gt=0, description="Initial learning rate of the coefficients (unset: the model's default)."
     )
     tracking_lr: float | None = Field(
-        None, gt=0, description="Learning rate of the coefficients after the first update (unset: default)."
+        None, gt=0, description="Learning rate of the coefficients after the first update (unset: 1e-3)."
     )
 
 

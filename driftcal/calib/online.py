@@ -54,7 +54,9 @@ class OnlineCalibrator:
     noise, threshold : the readout (see :func:`~driftcal.calib.recipes.make_transform`).
     device, bf16, seed : engine placement and randomness.
     initial_steps : length of the cold-start learning-rate schedule (the first update).
-    tracking_lr : θ learning rate after the cold start (default: 10 × the recipe's final rate).
+    tracking_lr : θ learning rate after the cold start (default 1e-3, at most the initial rate): fast
+        enough to follow a 30 % module drop within about a window of events, slow enough for a steady
+        RMSE (``benchmarks/tracking.py``; 2e-4 lagged far behind the drop).
     recipe : override of :func:`~driftcal.calib.recipes.default_recipe`.
     """
 
@@ -75,8 +77,7 @@ class OnlineCalibrator:
         self.model = model
         self.event_shape = tuple(int(d) for d in event_shape)
         base = recipe or default_recipe(model, self.event_shape)
-        final = tracking_lr if tracking_lr is not None else 10 * base.engine.lr_theta_final
-        final = min(final, base.engine.lr_theta)
+        final = min(tracking_lr if tracking_lr is not None else 1e-3, base.engine.lr_theta)
         self.recipe = replace(
             base, engine=replace(base.engine, schedule_steps=max(1, initial_steps), lr_theta_final=final)
         )

@@ -94,12 +94,14 @@ class Ingest:
 
     def decode(self, record: Record) -> Item | CodecError:
         """Decode one record into an :class:`Item`, or the :class:`CodecError` that rejects it."""
+        cells = self.spec.cells if self.spec.cells is not None else (self.spec.planes or 0,)
         try:
             batch = decode(record.value, self.spec)
+            return Item(record, batch, batch.dense(tuple(cells)))
         except CodecError as exc:
             return exc
-        cells = self.spec.cells if self.spec.cells is not None else (self.spec.planes or 0,)
-        return Item(record, batch, batch.dense(tuple(cells)))
+        except Exception as exc:  # hostile input that trips the decoder must not kill the ingest task
+            return CodecError("bad_header", f"undecodable message ({type(exc).__name__}: {exc})")
 
     async def _reject(self, record: Record, error: CodecError) -> Item:
         self.rejected += 1

@@ -94,6 +94,7 @@ class MemorySource(Source):
 
     async def stop(self) -> None:
         self.started = False
+        self.position.clear()  # like a Kafka consumer, a restart resumes from the committed offsets
 
     def _ready(self, max_records: int | None) -> list[Record]:
         out: list[Record] = []

@@ -21,6 +21,8 @@ True
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from driftcal.coefficients import CoefficientDocument, Distance
@@ -74,7 +76,13 @@ def coefficient_message(
     instance: str,
     metrics: dict[str, float] | None = None,
 ) -> tuple[CoefficientDocument, Outgoing]:
-    """The document (schema ``driftcal.coefficients/1``) and its Kafka message keyed ``detector/module``."""
+    """The document (schema ``driftcal.coefficients/1``) and its Kafka message keyed ``detector/module``.
+
+    Non-finite ``metrics`` values are left out: ``to_json`` would write them as ``null``, which the
+    document's schema (``dict[str, float]``) rejects on reading.
+    """
+    if metrics is not None:
+        metrics = {k: float(v) for k, v in metrics.items() if math.isfinite(v)}
     doc = CoefficientDocument.from_array(
         coefficients,
         model=model,  # type: ignore[arg-type]
