@@ -328,28 +328,30 @@ class Daemon:
         log.info("published sequence %d (%s, %s)", doc.sequence, reason, self.status)
 
     # -- the loop ------------------------------------------------------------------------------------------
-    async def _start_transports(self) -> None:
+    async def _start_transports(self) -> bool:
+        """Connect every transport, retrying with backoff; False when a stop came first."""
         delay = 1.0
         parts: list[Source | Sink] = [self.sink, self.events]
         if self.reference_source is not None:
             parts.append(self.reference_source)
         started: list[Source | Sink] = []
-        while True:
+        while not self.stop_event.is_set():
             try:
                 for part in parts:
                     if part not in started:
                         await part.start()
                         started.append(part)
-                return
+                return True
             except TransportError as exc:
-                if self.stop_event.is_set():
-                    raise
                 log.warning("cannot connect (%s); retrying in %.0fs", exc, delay)
                 self.health.set_broker_ok(False)
                 self.health.beat()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop_event.wait(), delay)
                 delay = min(delay * 2, 30.0)
+        for part in started:
+            await part.stop()
+        return False
 
     def _make_ingest(self, source: Source, queue: asyncio.Queue[Item], kind: str) -> Ingest:
         k = self.settings.kafka
@@ -365,7 +367,9 @@ class Daemon:
         self.metrics.build_info(str(self.calibrator.device))
         if self.settings.reference.source == "files":
             self.load_reference_files()
-        await self._start_transports()
+        if not await self._start_transports():
+            log.info("stopped before the broker could be reached; nothing consumed, nothing to commit")
+            return
         tasks = [asyncio.create_task(self._make_ingest(self.events, self.queue, "events").run())]
         if self.reference_source is not None:
             ingest = self._make_ingest(self.reference_source, self.ref_queue, "reference")
