@@ -72,7 +72,7 @@ def test_ready_config_values():
     demo = load_settings(CONFIGS / "demo.yaml")
     assert demo.detector.name == "demo-calo" and demo.detector.shape == [4, 8, 8]
     assert (demo.window.max_events, demo.window.min_events) == (8000, 2000)
-    assert (demo.update.every_events, demo.update.every_seconds) == (1000, 2.0)
+    assert (demo.update.every_events, demo.update.every_seconds) == (1000, 5.0)
     assert demo.publish.heartbeat_seconds == 10 and demo.alarm.floor_steps == 100
 
 

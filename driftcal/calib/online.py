@@ -141,7 +141,14 @@ class OnlineCalibrator:
             self.engine.config.schedule_steps = max(1, int(steps))
         self.engine.restart_schedule()
 
-    def noise_floor(self, reference: torch.Tensor, *, steps: int = 200, seed: int = 1) -> float:
+    def noise_floor(
+        self,
+        reference: torch.Tensor,
+        *,
+        steps: int = 200,
+        seed: int = 1,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> float:
         """Mean critic gap between two disjoint halves of ``reference`` over the last half of ``steps``.
 
         The transform is held at identity (θ's learning rate is 0), so the critic can only separate the
@@ -157,7 +164,11 @@ class OnlineCalibrator:
         build = {**self._build, "seed": int(self._build["seed"]) + seed}
         engine = make_engine(self.model, self.event_shape, recipe=frozen, **build)
         engine.prepare(half_a, half_b)
-        gaps = [engine.step(half_a, half_b)["distance"] for _ in range(int(steps))]
+        gaps: list[float] = []
+        for _ in range(int(steps)):
+            if should_stop is not None and should_stop() and gaps:
+                break
+            gaps.append(engine.step(half_a, half_b)["distance"])
         return float(np.mean(gaps[len(gaps) // 2 :]))
 
     def state_dict(self) -> dict:

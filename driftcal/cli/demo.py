@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo and print the result."""
     from driftcal.cli.run import load_or_report
     from driftcal.obs import Health, Metrics, ObsServer
-    from driftcal.obs.logging import setup_logging
+    from driftcal.obs.logging import setup_logging, teardown_logging
     from driftcal.stream.demo import DEMO_SETTINGS, DemoStream, run_demo
 
     overrides = dict(DEMO_SETTINGS) if args.config is None else {}
@@ -91,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if server is not None:
             server.stop()
+        teardown_logging()
     if tty:
         print(file=sys.stderr)
     summary = report.summary()

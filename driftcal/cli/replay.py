@@ -54,7 +54,12 @@ async def _send(args: argparse.Namespace, events) -> int:  # noqa: ANN001
 
 def run(args: argparse.Namespace) -> int:
     """Load, validate and send."""
+    import logging
+
     from driftcal.io import load_array
+
+    # aiokafka logs connection failures itself; the CLI reports them in its one error line
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
     events = load_array(args.input, name="input")
     if events.ndim < 2:

@@ -42,8 +42,11 @@ def run(args: argparse.Namespace) -> int:
     settings = load_or_report(args.config)
     if settings is None:
         return 2
-    from driftcal.obs.logging import setup_logging
+    from driftcal.obs.logging import setup_logging, teardown_logging
     from driftcal.stream.runner import serve
 
     setup_logging(settings.log_level, json=settings.log_json)
-    return 0 if asyncio.run(serve(settings)) else 1
+    try:
+        return 0 if asyncio.run(serve(settings)) else 1
+    finally:
+        teardown_logging()

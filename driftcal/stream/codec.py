@@ -25,6 +25,7 @@ No pickle anywhere. See ``docs/wire-format.md`` for a byte-level example.
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass, field
 
@@ -169,16 +170,16 @@ def _arrays(blob: bytes | memoryview, header: dict, start: int, names: set[str])
         entry = header.get(name)
         if not isinstance(entry, dict):
             raise CodecError("bad_header", f"array {name!r} missing")
-        dtype = _DTYPES.get(entry.get("dtype"))
+        dtype = _DTYPES.get(entry.get("dtype")) if isinstance(entry.get("dtype"), str) else None
         if dtype is None:
             raise CodecError("dtype", f"array {name!r} has unsupported dtype {entry.get('dtype')!r}")
         shape, offs = entry.get("shape"), entry.get("data_offsets")
-        if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
+        if not (isinstance(shape, list) and all(isinstance(d, int) and 0 <= d < 1 << 40 for d in shape)):
             raise CodecError("shape", f"array {name!r} has an invalid shape {shape!r}")
         if not (isinstance(offs, list) and len(offs) == 2 and all(isinstance(o, int) for o in offs)):
             raise CodecError("bad_header", f"array {name!r} has invalid data_offsets {offs!r}")
         begin, end = offs
-        size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        size = math.prod(shape) * dtype.itemsize  # Python ints: no overflow on hostile shapes
         if not 0 <= begin <= end or end - begin != size:
             raise CodecError("size", f"array {name!r}: offsets {offs} do not hold shape {shape} of {dtype}")
         if end > body:
@@ -208,7 +209,7 @@ def decode(blob: bytes | memoryview, spec: DetectorSpec) -> EventBatch:
     if meta.get("schema") != SCHEMA:
         raise CodecError("unknown_schema", f"schema {meta.get('schema')!r}, expected {SCHEMA!r}")
     layout = meta.get("layout")
-    if layout not in _LAYOUT_ARRAYS:
+    if not isinstance(layout, str) or layout not in _LAYOUT_ARRAYS:
         raise CodecError("bad_header", f"unknown layout {layout!r}")
     if spec.detector is not None and meta.get("detector") != spec.detector:
         raise CodecError(
@@ -218,6 +219,8 @@ def decode(blob: bytes | memoryview, spec: DetectorSpec) -> EventBatch:
     first = _int(meta, "first_event")
     if n is None or n <= 0:
         raise CodecError("empty", "batch declares no events")
+    if first is not None and not 0 <= first < 1 << 63:
+        raise CodecError("bad_header", f"first_event {first} is outside [0, 2**63)")
     arrays = _arrays(blob, header, start, _LAYOUT_ARRAYS[layout])
     batch = EventBatch(
         detector=str(meta.get("detector", "")),

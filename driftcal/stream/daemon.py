@@ -255,7 +255,7 @@ class Daemon:
         cal, s = self.calibrator, self.settings
         ref, cur = self.reservoir.data, self.window.data
         if self.floor is None:
-            self.floor = cal.noise_floor(ref, steps=s.alarm.floor_steps)
+            self.floor = cal.noise_floor(ref, steps=s.alarm.floor_steps, should_stop=self._should_stop)
         steps = s.update.initial_steps if self.updates == 0 and s.update.initial_steps else s.update.steps
         return cal.update(ref, cur, steps=steps, should_stop=self._should_stop)
 
@@ -273,14 +273,15 @@ class Daemon:
         self.distance = result.distance
         if self.distance_initial is None:
             self.distance_initial = result.distance_start
-        threshold = self.settings.alarm.k * (self.floor or float("nan"))
+        floor = float("nan") if self.floor is None else self.floor
+        threshold = self.settings.alarm.k * floor
         alarm = bool(np.isfinite(threshold) and result.distance > threshold)
         converged = result.max_change < self.settings.publish.min_change
         self.status = "alarm" if alarm else ("converged" if converged else "tracking")
         d, m = self.labels["detector"], self.labels["module"]
         self.metrics.update(d, m, "ok", result.seconds)
         self.metrics.set_distance(d, m, result.distance, threshold, alarm)
-        self.metrics.set_noise_floor(d, m, self.floor or float("nan"))
+        self.metrics.set_noise_floor(d, m, floor)
         self.metrics.set_coefficients(d, m, self.coefficients().ravel())
         log.info(
             "update %d: %d steps in %.2fs, distance %.4g (threshold %.4g), max change %.4g, %s",
@@ -312,11 +313,12 @@ class Daemon:
         if reason is None:
             return
         s = self.settings
+        floor = float("nan") if self.floor is None else self.floor  # non-finite metrics are left out
         doc, message = coefficient_message(
             coeffs, topic=s.kafka.output_topic, model=s.detector.model, detector=s.detector.name,
             module=s.detector.module, sequence=self.policy.sequence + 1, status=self.status,
             distance_before=self.distance_initial, distance_after=self.distance, iov=self._iov(),
-            instance=s.instance, metrics={"noise_floor": self.floor or float("nan"), "updates": self.updates},
+            instance=s.instance, metrics={"noise_floor": floor, "updates": self.updates},
         )  # fmt: skip
         try:
             await self.sink.send(message)

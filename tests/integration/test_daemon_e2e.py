@@ -68,7 +68,9 @@ def _config(path: Path, bootstrap: str, topics: dict[str, str], port: int) -> Pa
 
 
 async def _read(bootstrap: str, topic: str, *, until: float) -> list:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
     await consumer.start()
     records: list = []
     try:
@@ -125,7 +127,8 @@ def test_replay_run_publish_scrape_dlq(kafka_bootstrap: str, tmp_path: Path) -> 
 
     log_path = tmp_path / "daemon.log"
     with log_path.open("w") as log:
-        daemon = subprocess.Popen(_driftcal("run", "--config", str(config)), env=_env(), stdout=log, stderr=log)
+        command = _driftcal("run", "--config", str(config))
+        daemon = subprocess.Popen(command, env=_env(), stdout=log, stderr=log)
     try:
         producer = subprocess.Popen(
             _driftcal(*replay, "--input", str(tmp_path / "stream.npy"), "--topic", topics["input_topic"],
