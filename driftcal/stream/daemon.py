@@ -26,9 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
@@ -40,7 +38,7 @@ from driftcal.obs.health import Health
 from driftcal.obs.metrics import Metrics
 from driftcal.stream.codec import DetectorSpec
 from driftcal.stream.ingest import Ingest, Item
-from driftcal.stream.publisher import PublishPolicy, coefficient_message
+from driftcal.stream.publisher import PublishPolicy, WindowIOV, coefficient_message
 from driftcal.stream.reservoir import Reservoir, Window
 from driftcal.stream.transport import Sink, Source, TopicPartition, TransportError
 
@@ -124,7 +122,7 @@ class Daemon:
         self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=s.queue_max_batches)
         self.ref_queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=s.queue_max_batches)
         self.pending: dict[TopicPartition, int] = {}
-        self.iov: deque[dict[str, Any]] = deque()
+        self.iov = WindowIOV(self.window.capacity)
         self.stop_event = asyncio.Event()
         self.stop_deadline: float | None = None
         self.updates = 0
@@ -187,22 +185,11 @@ class Daemon:
             elif len(events):
                 self.window.add(events)
                 self.new_events += len(events)
-                self._track_iov(item, len(events))
+                assert item.batch is not None
+                self.iov.add(item.batch, len(events))
         if not reference:
             for tp, offset in item.offsets.items():
                 self.pending[tp] = max(offset, self.pending.get(tp, 0))
-
-    def _track_iov(self, item: Item, n: int) -> None:
-        b = item.batch
-        assert b is not None
-        first = b.first_event + (b.n_events - n)
-        self.iov.append(
-            dict(first_event=first, last_event=b.first_event + b.n_events - 1, n=n,
-                 first_time=b.first_time, last_time=b.last_time, run=b.run)
-        )  # fmt: skip
-        total = sum(e["n"] for e in self.iov)
-        while len(self.iov) > 1 and total - self.iov[0]["n"] >= self.window.capacity:
-            total -= self.iov.popleft()["n"]
 
     def _drain(self) -> int:
         count = 0
@@ -277,6 +264,11 @@ class Daemon:
         threshold = self.settings.alarm.k * floor
         alarm = bool(np.isfinite(threshold) and result.distance > threshold)
         converged = result.max_change < self.settings.publish.min_change
+        if alarm and self.status != "alarm":
+            # a sudden change: the tracking rate would take thousands of steps to follow a jump
+            self.calibrator.rewarm(max(1, self.settings.update.initial_steps // 2))
+            log.warning("drift alarm: distance %.4g above %.4g; θ learning rate raised again",
+                        result.distance, threshold)  # fmt: skip
         self.status = "alarm" if alarm else ("converged" if converged else "tracking")
         d, m = self.labels["detector"], self.labels["module"]
         self.metrics.update(d, m, "ok", result.seconds)
@@ -292,19 +284,6 @@ class Daemon:
             self.on_update(self)
 
     # -- publishing --------------------------------------------------------------------------------------
-    def _iov(self) -> dict[str, Any]:
-        if not self.iov:
-            return {}
-        times = [e[k] for e in self.iov for k in ("first_time", "last_time") if e[k] is not None]
-        runs = {e["run"] for e in self.iov if e["run"] is not None}
-        return {
-            "first_event": self.iov[0]["first_event"],
-            "last_event": self.iov[-1]["last_event"],
-            "first_time": min(times) if times else None,
-            "last_time": max(times) if times else None,
-            "run": runs.pop() if len(runs) == 1 else None,
-        }
-
     async def _publish(self, *, force: bool = False) -> None:
         if self.updates == 0:
             return
@@ -317,7 +296,7 @@ class Daemon:
         doc, message = coefficient_message(
             coeffs, topic=s.kafka.output_topic, model=s.detector.model, detector=s.detector.name,
             module=s.detector.module, sequence=self.policy.sequence + 1, status=self.status,
-            distance_before=self.distance_initial, distance_after=self.distance, iov=self._iov(),
+            distance_before=self.distance_initial, distance_after=self.distance, iov=self.iov.as_dict(),
             instance=s.instance, metrics={"noise_floor": floor, "updates": self.updates},
         )  # fmt: skip
         try:

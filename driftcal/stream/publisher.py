@@ -22,10 +22,13 @@ True
 from __future__ import annotations
 
 import math
+from collections import deque
+from typing import Any
 
 import numpy as np
 
 from driftcal.coefficients import CoefficientDocument, Distance
+from driftcal.stream.codec import EventBatch
 from driftcal.stream.transport import Outgoing
 
 
@@ -59,6 +62,48 @@ class PublishPolicy:
         self.last_status = status
         self.last_time = now
         return self.sequence
+
+
+class WindowIOV:
+    """The interval of validity of the window: event numbers, times and run of the events it holds.
+
+    >>> iov = WindowIOV(capacity=10)
+    >>> for first in (0, 6, 12):
+    ...     batch = EventBatch(detector="d", module="0", first_event=first, run=7, first_time=float(first),
+    ...                        last_time=first + 5.0, energy=np.zeros((6, 1), np.float32))
+    ...     iov.add(batch, 6)
+    >>> iov.as_dict()
+    {'first_event': 6, 'last_event': 17, 'first_time': 6.0, 'last_time': 17.0, 'run': 7}
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = int(capacity)
+        self.entries: deque[dict[str, Any]] = deque()
+
+    def add(self, batch: EventBatch, n: int) -> None:
+        """The last ``n`` events of ``batch`` entered the window."""
+        end = batch.first_event + batch.n_events
+        self.entries.append(
+            dict(first_event=end - n, last_event=end - 1, n=n, first_time=batch.first_time,
+                 last_time=batch.last_time, run=batch.run)
+        )  # fmt: skip
+        total = sum(e["n"] for e in self.entries)
+        while len(self.entries) > 1 and total - self.entries[0]["n"] >= self.capacity:
+            total -= self.entries.popleft()["n"]
+
+    def as_dict(self) -> dict[str, Any]:
+        """``first_event``, ``last_event``, ``first_time``, ``last_time``, ``run`` (None when mixed)."""
+        if not self.entries:
+            return {}
+        times = [e[k] for e in self.entries for k in ("first_time", "last_time") if e[k] is not None]
+        runs = {e["run"] for e in self.entries if e["run"] is not None}
+        return {
+            "first_event": self.entries[0]["first_event"],
+            "last_event": self.entries[-1]["last_event"],
+            "first_time": min(times) if times else None,
+            "last_time": max(times) if times else None,
+            "run": runs.pop() if len(runs) == 1 else None,
+        }
 
 
 def coefficient_message(
