@@ -188,3 +188,42 @@ async def test_stop_during_a_long_first_update_ends_it_at_the_deadline_and_publi
     assert len(docs) >= 1 and [d.sequence for d in docs] == list(range(1, len(docs) + 1))
     np.testing.assert_allclose(docs[-1].array(), daemon.coefficients())
     assert broker.committed == {("g", (k.input_topic, 0)): feed.messages}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("source", ["files", "topic"])
+async def test_reference_from_files_or_a_reference_topic(source: str, tmp_path: object) -> None:
+    rng = np.random.default_rng(2)
+    reference = _gamma(rng, 1500)
+    broker = MemoryBroker()
+    ref_source = None
+    if source == "files":
+        path = tmp_path / "reference.npy"  # type: ignore[operator]
+        np.save(path, reference)
+        ref_settings = {"source": "files", "files": [str(path)], "first_events": 1500}
+    else:
+        Feed(broker, "reference-topic").events(reference)
+        ref_source = MemorySource(broker, ["reference-topic"], group_id=None)
+        ref_settings = {"source": "topic", "first_events": 1500}
+    s = _settings(reference=ref_settings, kafka={"reference_topic": "reference-topic"})
+    k = s.kafka
+    feed = Feed(broker, k.input_topic)
+    feed.events((_gamma(rng, 1000) * TRUTH).astype(np.float32))
+    daemon = Daemon(s, events=MemorySource(broker, [k.input_topic], group_id="g"), sink=MemorySink(broker),
+                    reference=ref_source)  # fmt: skip
+    task = asyncio.create_task(daemon.run())
+    await _until(lambda: daemon.updates >= 1, task)
+    daemon.request_stop()
+    async with asyncio.timeout(s.shutdown_timeout_seconds):
+        await task
+    assert daemon.reservoir.seen == 1500
+    np.testing.assert_array_equal(np.sort(daemon.reservoir.data.numpy().ravel()), np.sort(reference.ravel()))
+    assert daemon.window.total == 1000  # every input event went to the window, none to the reference
+    assert _documents(broker, k.output_topic)
+
+
+def test_topic_reference_needs_a_reference_source() -> None:
+    s = _settings(reference={"source": "topic"})
+    broker = MemoryBroker()
+    with pytest.raises(ValueError, match="no reference source"):
+        Daemon(s, events=MemorySource(broker, ["in"], group_id="g"), sink=MemorySink(broker))
