@@ -151,6 +151,9 @@ def test_replay_run_publish_scrape_dlq(kafka_bootstrap: str, tmp_path: Path) -> 
             time.sleep(1.0)
         time.sleep(12)  # a few more updates on the final window
         metrics_text = _scrape(port)
+        for path, status in (("healthz", "ok"), ("readyz", "ready")):  # alive, reference filled, broker up
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/{path}", timeout=5) as response:
+                assert response.status == 200 and json.loads(response.read())["status"] == status
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=60) == 0, log_path.read_text()[-3000:]
     finally:
