@@ -137,11 +137,11 @@ class Ingest:
         while not self.stopping.is_set():
             self.health.beat()
             self._maybe_resume()
-            if self.paused:
-                await asyncio.sleep(0.05)
-                continue
+            # keep polling while paused (it returns nothing for paused partitions): a consumer that stops
+            # polling for max_poll_interval_ms loses its partitions (aiokafka #848)
+            timeout = 0.05 if self.paused else self.poll_timeout_s
             try:
-                records = await self.source.getmany(self.poll_timeout_s, self.max_records)
+                records = await self.source.getmany(timeout, self.max_records)
             except TransportError as exc:
                 log.warning("%s poll failed: %s", self.kind, exc)
                 await asyncio.sleep(1.0)
