@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from driftcal.testing import kafka_broker as kb
+from driftcal.testing import kafka_jars as kj
 
 LOG4J = "org.apache.logging.log4j"
 
@@ -60,7 +61,7 @@ def test_cluster_id_is_16_bytes_url_safe_base64():
 
 
 def test_pom_lists_kafka_and_extras():
-    pom = ET.fromstring(kb._pom("4.4.0", ["org.apache.logging.log4j:log4j-slf4j-impl:2.25.5"]))
+    pom = ET.fromstring(kj._pom("4.4.0", ["org.apache.logging.log4j:log4j-slf4j-impl:2.25.5"]))
     ns = {"m": "http://maven.apache.org/POM/4.0.0"}
     deps = [
         tuple(dep.findtext(f"m:{tag}", namespaces=ns) for tag in ("groupId", "artifactId", "version"))
@@ -90,19 +91,19 @@ def test_pom_lists_kafka_and_extras():
 def test_logging_extras(tmp_path, jars, extras):
     for jar in jars:
         (tmp_path / jar).touch()
-    assert kb._logging_extras(tmp_path) == extras
+    assert kj._logging_extras(tmp_path) == extras
 
 
 def test_fetch_is_idempotent_once_marked(tmp_path, monkeypatch):
     root = tmp_path / "kafka-9.9.9"
     (root / "libs").mkdir(parents=True)
     (root / ".complete").write_text("done\n")
-    monkeypatch.setattr(kb.shutil, "which", lambda name: None)  # would fail if it tried to download
+    monkeypatch.setattr(kj.shutil, "which", lambda name: None)  # would fail if it tried to download
     assert kb.fetch("9.9.9", tmp_path) == root / "libs"
 
 
 def test_fetch_without_mvn_is_one_readable_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(kb.shutil, "which", lambda name: None)
+    monkeypatch.setattr(kj.shutil, "which", lambda name: None)
     with pytest.raises(kb.BrokerError) as info:
         kb.fetch("9.9.9", tmp_path)
     assert "mvn not found" in str(info.value)
@@ -119,8 +120,8 @@ def test_fetch_reports_the_maven_error(tmp_path, monkeypatch):
         "echo '[ERROR] '\nexit 1\n"
     )
     fake.chmod(0o755)
-    monkeypatch.setattr(kb.shutil, "which", lambda name: str(fake) if name == "mvn" else None)
-    monkeypatch.setattr(kb, "_java", lambda: "java")
+    monkeypatch.setattr(kj.shutil, "which", lambda name: str(fake) if name == "mvn" else None)
+    monkeypatch.setattr(kj, "_java", lambda: "java")
     with pytest.raises(kb.BrokerError) as info:
         kb.fetch("9.9.9", tmp_path / "cache")
     assert str(info.value) == (
@@ -144,7 +145,7 @@ def test_fixture_prefers_the_environment(monkeypatch):
 
 
 def test_cli_error_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(kb.shutil, "which", lambda name: None)
+    monkeypatch.setattr(kj.shutil, "which", lambda name: None)
     assert kb.main(["fetch", "--version", "9.9.9", "--cache", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("kafka-local: error: mvn not found")

@@ -1,33 +1,18 @@
-"""The aiokafka implementation of :class:`~driftcal.stream.transport.Source` and ``Sink``.
-
-* :class:`KafkaSource` consumes with explicit commits (``enable_auto_commit=False``) in a consumer
-  group, or, with ``group_id=None``, reads every partition of its topics without a group (a reference
-  topic read from the beginning; :meth:`KafkaSource.commit` is then a no-op).
-* :class:`KafkaSink` produces idempotently with ``acks="all"``.
-* :func:`ensure_topics` creates topics (the compacted coefficient topic, the dead-letter topic).
-
-Errors: failing to connect and fatal broker answers (authorization, ...) raise
-:class:`~driftcal.stream.transport.TransportError`; transient fetch errors are logged and
-:meth:`KafkaSource.getmany` returns no records, since aiokafka reconnects by itself.
-"""
+""":class:`KafkaSource`: records from Kafka through an :class:`aiokafka.AIOKafkaConsumer`."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka import TopicPartition as KafkaTP
 from aiokafka import errors as ke
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from driftcal.stream.transport import Outgoing, Record, Sink, Source, TopicPartition, TransportError
-
-__all__ = ["KafkaSink", "KafkaSource", "TopicSpec", "ensure_topics"]
+from driftcal.stream.kafka._errors import _CONNECT_ERRORS, _describe
+from driftcal.stream.transport import Record, Source, TopicPartition, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +22,6 @@ _FATAL: tuple[type[BaseException], ...] = (
     *(ke.AuthenticationFailedError, ke.SaslAuthenticationFailed, ke.UnsupportedVersionError),
     *(ke.OffsetOutOfRangeError, ke.RecordTooLargeError, ke.ConsumerStoppedError, ke.IllegalOperation),
 )
-#: What a broker that is down or unreachable looks like (aiokafka raises the first two).
-_CONNECT_ERRORS = (ke.KafkaError, OSError, TimeoutError)
-
-
-def _describe(err: BaseException) -> str:
-    """One readable line for an exception (aiokafka's messages are sometimes empty or repeat the type)."""
-    name = type(err).__name__
-    if isinstance(err, ke.KafkaConnectionError):
-        return f"no broker reachable ({name})"
-    lines = str(err).strip().splitlines()
-    text = lines[0].removeprefix(f"{name}: ").removeprefix(name).strip() if lines else ""
-    return f"{name}: {text}" if text else name
 
 
 def _record(m: ConsumerRecord[bytes, bytes]) -> Record:
@@ -301,150 +274,3 @@ class KafkaSource(Source):
             log.info("revoking partitions: %s", sorted(f"{t}/{p}" for t, p in revoked))
         if self._on_revoke is not None and revoked and not self._stopping:
             await self._on_revoke(revoked)
-
-
-class KafkaSink(Sink):
-    """Messages through an idempotent :class:`aiokafka.AIOKafkaProducer` (``acks="all"``).
-
-    aiokafka retries a batch for as long as the partition leader is unreachable, so a send that is not
-    acknowledged within ``send_timeout_s`` (default: ``request_timeout_ms``) raises
-    :class:`TransportError`; the message may still be delivered later (at-least-once on a resend).
-    """
-
-    def __init__(
-        self,
-        bootstrap: str,
-        *,
-        client_id: str = "driftcal",
-        linger_ms: int = 5,
-        request_timeout_ms: int = 30000,
-        max_request_size: int = 1048576,
-        send_timeout_s: float | None = None,
-    ) -> None:
-        self.bootstrap = bootstrap
-        self._timeout_s = send_timeout_s or request_timeout_ms / 1000
-        self._options: dict[str, Any] = {
-            "bootstrap_servers": bootstrap,
-            "client_id": client_id,
-            "acks": "all",
-            "enable_idempotence": True,
-            "linger_ms": linger_ms,
-            "request_timeout_ms": request_timeout_ms,
-            "max_request_size": max_request_size,
-        }
-        self._producer: AIOKafkaProducer | None = None
-
-    async def start(self) -> None:
-        """Connect (:class:`TransportError` when the broker cannot be reached)."""
-        if self._producer is not None:
-            return
-        producer = AIOKafkaProducer(**self._options)
-        try:
-            await asyncio.wait_for(producer.start(), self._timeout_s * 2)
-        except _CONNECT_ERRORS as err:
-            await producer.stop()
-            reason = "timed out" if isinstance(err, TimeoutError) else _describe(err)
-            raise TransportError(f"cannot produce to Kafka at {self.bootstrap}: {reason}") from err
-        except BaseException:
-            await producer.stop()
-            raise
-        self._producer = producer
-
-    async def stop(self) -> None:
-        """Flush (for at most ``send_timeout_s``: then pending messages are dropped) and disconnect."""
-        producer, self._producer = self._producer, None
-        if producer is None:
-            return
-        try:
-            await asyncio.wait_for(producer.flush(), self._timeout_s)
-        except TimeoutError:
-            log.warning("Kafka at %s: dropping messages not acknowledged at stop", self.bootstrap)
-            with contextlib.suppress(Exception):  # else producer.stop() waits for the broker forever
-                await producer._sender.close()  # waits for in-flight requests, which then re-enqueue
-        await producer.stop()
-
-    def _require(self) -> AIOKafkaProducer:
-        if self._producer is None:
-            raise TransportError("KafkaSink is not started")
-        return self._producer
-
-    async def send(self, message: Outgoing) -> None:
-        """Send one message and wait for the acknowledgement of all in-sync replicas."""
-        await self.send_all([message])
-
-    async def send_all(self, messages: Sequence[Outgoing]) -> None:
-        """Queue all messages in order, then wait until every one is acknowledged."""
-        producer = self._require()
-        futures: list[asyncio.Future[Any]] = []
-        error: BaseException | None = None
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                for m in messages:
-                    headers = list(m.headers) or None
-                    futures.append(await producer.send(m.topic, m.value, key=m.key, headers=headers))
-                if futures:
-                    await asyncio.wait(futures)  # unlike gather, never cancels the delivery futures
-        except TimeoutError:
-            error = TimeoutError(f"not acknowledged within {self._timeout_s:g} s")
-        except (ke.KafkaError, OSError, ke.IllegalOperation) as err:
-            error = err
-        for future in futures:  # retrieve every outcome (no "exception never retrieved")
-            if not future.done():
-                future.add_done_callback(_ignore_outcome)
-            elif not future.cancelled() and (exc := future.exception()) is not None:
-                error = error or exc
-        if error is not None:
-            raise TransportError(
-                f"sending to Kafka at {self.bootstrap} failed: {_describe(error)}"
-            ) from error
-
-
-def _ignore_outcome(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    """How to create a topic: ``config`` holds topic-level settings (``cleanup.policy=compact``)."""
-
-    partitions: int = 1
-    replication: int = 1
-    config: dict[str, str] = field(default_factory=dict)
-
-
-async def ensure_topics(bootstrap: str, specs: Mapping[str, TopicSpec], *, timeout_ms: int = 30000) -> None:
-    """Create the topics of ``specs`` that do not exist yet and wait until every partition has a leader.
-
-    Existing topics are left as they are (their configuration is not compared with ``specs``).
-    """
-    if not specs:
-        return
-    timeout_s = timeout_ms / 1000
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
-    try:
-        async with asyncio.timeout(timeout_s * 2):
-            await admin.start()
-            new = [
-                NewTopic(n, s.partitions, s.replication, topic_configs=dict(s.config))
-                for n, s in specs.items()
-            ]
-            response = await admin.create_topics(new, timeout_ms=timeout_ms)
-            failures = []
-            for topic, code, *rest in response.topic_errors:
-                if code and not issubclass(error := ke.for_code(code), ke.TopicAlreadyExistsError):
-                    failures.append(
-                        f"{topic}: {error.__name__} {rest[0] if rest and rest[0] else ''}".strip()
-                    )
-            if failures:
-                raise TransportError(f"creating topics at Kafka {bootstrap} failed: {'; '.join(failures)}")
-            while not all(  # a freshly created partition has no leader for a moment
-                not t["error_code"] and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"])
-                for t in await admin.describe_topics(list(specs))
-            ):
-                await asyncio.sleep(0.1)
-    except _CONNECT_ERRORS as err:
-        reason = f"timed out after {timeout_s * 2:g} s" if isinstance(err, TimeoutError) else _describe(err)
-        raise TransportError(f"cannot create topics at Kafka {bootstrap}: {reason}") from err
-    finally:
-        await admin.close()

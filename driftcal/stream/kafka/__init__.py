@@ -1,0 +1,19 @@
+"""The aiokafka implementation of :class:`~driftcal.stream.transport.Source` and ``Sink``.
+
+* :class:`KafkaSource` (:mod:`.source`) consumes with explicit commits (``enable_auto_commit=False``)
+  in a consumer group, or, with ``group_id=None``, reads every partition of its topics without a group
+  (a reference topic read from the beginning; :meth:`KafkaSource.commit` is then a no-op).
+* :class:`KafkaSink` (:mod:`.sink`) produces idempotently with ``acks="all"``.
+* :func:`ensure_topics` (:mod:`.admin`) creates topics (the compacted coefficient topic, the
+  dead-letter topic).
+
+Errors: failing to connect and fatal broker answers (authorization, ...) raise
+:class:`~driftcal.stream.transport.TransportError`; transient fetch errors are logged and
+:meth:`KafkaSource.getmany` returns no records, since aiokafka reconnects by itself.
+"""
+
+from driftcal.stream.kafka.admin import TopicSpec, ensure_topics
+from driftcal.stream.kafka.sink import KafkaSink
+from driftcal.stream.kafka.source import KafkaSource
+
+__all__ = ["KafkaSink", "KafkaSource", "TopicSpec", "ensure_topics"]
