@@ -161,6 +161,9 @@ def test_replay_run_publish_scrape_dlq(kafka_bootstrap: str, tmp_path: Path) -> 
             daemon.kill()
 
     assert "driftcal_wasserstein_distance{" in metrics_text
+    promtool = ["promtool", "check", "metrics"]
+    lint = subprocess.run(promtool, input=metrics_text, capture_output=True, text=True, timeout=30)
+    assert lint.returncode == 0 and not lint.stdout.strip(), lint.stdout + lint.stderr
     docs = [
         CoefficientDocument.from_json(r.value)
         for r in asyncio.run(_read(kafka_bootstrap, topics["output_topic"], until=time.monotonic() + 30))
