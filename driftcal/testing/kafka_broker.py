@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
-import base64
 import logging
 import os
 import shutil
@@ -32,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 import warnings
 import weakref
 from collections.abc import Collection, Coroutine, Iterator, Mapping, Sequence
@@ -41,6 +39,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from driftcal.testing.kafka_config import (  # used here and re-exported
+    _LOG4J1,
+    _LOG4J2,
+    new_cluster_id,
+    server_properties,
+)
 from driftcal.testing.kafka_jars import (  # noqa: F401 (re-exported)
     DEFAULT_VERSION,
     ENV_BOOTSTRAP,
@@ -79,68 +83,6 @@ def _in_use(port: int) -> bool:
         except OSError:
             return True
     return False
-
-
-def new_cluster_id() -> str:
-    """A random Kafka cluster id: 16 bytes, URL-safe base64 without padding, not starting with '-'.
-
-    >>> len(new_cluster_id())
-    22
-    """
-    while (cid := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
-        pass
-    return cid
-
-
-def server_properties(
-    port: int, controller_port: int, log_dir: Path, overrides: Mapping[str, object] | None = None
-) -> str:
-    """The ``server.properties`` text of a single-node KRaft broker+controller (``overrides`` win)."""
-    props: dict[str, object] = {
-        "process.roles": "broker,controller",
-        "node.id": 1,
-        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "log.dirs": str(log_dir),
-        "offsets.topic.replication.factor": 1,
-        "offsets.topic.num.partitions": 1,  # fast first group coordination on two cores
-        "transaction.state.log.replication.factor": 1,
-        "transaction.state.log.num.partitions": 1,
-        "transaction.state.log.min.isr": 1,
-        "group.initial.rebalance.delay.ms": 0,
-        "auto.create.topics.enable": "true",
-        "num.partitions": 1,
-        "num.network.threads": 2,
-        "num.io.threads": 2,
-        "log.cleaner.dedupe.buffer.size": 16 * 1024 * 1024,
-        # after kill() the old registration blocks the restarted broker until its session expires (9 s)
-        "broker.heartbeat.interval.ms": 1000,
-        "broker.session.timeout.ms": 4000,
-    }
-    props.update(overrides or {})
-    return "".join(f"{key}={value}\n" for key, value in props.items())
-
-
-_LOG4J2 = """status = warn
-shutdownHook = disable
-appender.file.type = File
-appender.file.name = file
-appender.file.fileName = {log}
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = warn
-rootLogger.appenderRef.file.ref = file
-"""
-_LOG4J1 = """log4j.rootLogger=WARN, file
-log4j.appender.file=org.apache.log4j.FileAppender
-log4j.appender.file.File={log}
-log4j.appender.file.layout=org.apache.log4j.PatternLayout
-log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
-"""
 
 
 def _tail(path: Path, lines: int = 40) -> str:
