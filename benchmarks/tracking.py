@@ -108,7 +108,7 @@ def run_seed(setup: dict, seed: int) -> dict:
     history: list[dict] = []
     snapshot, pre_drop_rmse = None, None
     while sim.position - start < setup["drop_at"] + setup["after_drop"]:
-        if snapshot is None and sim.position + setup["every_events"] > drop_pos:
+        if snapshot is None and sim.position + setup["every_events"] >= drop_pos:  # last pre-drop state
             snapshot = copy.deepcopy(cal)  # the state a warm start would continue from
             pre_drop_rmse = history[-1]["rmse"]
         window.add(sim.stream(setup["every_events"]))
@@ -128,7 +128,7 @@ def run_seed(setup: dict, seed: int) -> dict:
                 row[f"rmse_{name}"] = rmse(est, truth, mask)
         history.append(row)
         print(json.dumps(row), file=sys.stderr)
-    before = next(r for r in reversed(history) if r["events"] <= setup["drop_at"])["tower_coefficient"]
+    before = next(r for r in reversed(history) if r["events"] < setup["drop_at"])["tower_coefficient"]
     lags = {}
     for frac in (0.5, 0.9):
         hit = next(
