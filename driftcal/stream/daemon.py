@@ -161,6 +161,11 @@ class Daemon:
     def coefficients(self) -> np.ndarray:
         return self.calibrator.coefficients()
 
+    @property
+    def rejected(self) -> int:
+        """Messages dead-lettered so far (all sources)."""
+        return sum(ingest.rejected for ingest in self._ingests)
+
     # -- storing -----------------------------------------------------------------------------------
     def load_reference_files(self) -> None:
         for path in self.settings.reference.files:

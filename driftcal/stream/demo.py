@@ -178,7 +178,7 @@ async def run_demo(
             await asyncio.sleep(0.5)
             report.events = daemon.reservoir.seen + daemon.window.total
             report.published = daemon.policy.sequence
-            report.rejected = sum(i.rejected for i in daemon._ingests)
+            report.rejected = daemon.rejected
             report.seconds = time.monotonic() - start
             if on_status is not None:
                 on_status(report)
