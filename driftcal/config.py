@@ -209,6 +209,14 @@ class MetricsSettings(BaseModel):
     port: int = Field(9108, ge=0, le=65535, description="Port of the metrics server (0: any free port).")
 
 
+class CheckpointSettings(BaseModel):
+    """Where and how often the daemon saves its state (θ, critic, optimizers, window, sequence)."""
+
+    model_config = _STRICT
+    path: Path | None = Field(None, description="Checkpoint file (unset: no checkpoints).")
+    every_seconds: float = Field(60.0, gt=0, description="Save at least this often while updating, seconds.")
+
+
 class _YamlDataSource(InitSettingsSource):
     """The YAML mapping parsed by :func:`load_settings`, as a settings source."""
 
@@ -232,6 +240,9 @@ class Settings(BaseSettings):
     publish: PublishSettings = Field(default_factory=PublishSettings, description="Publishing policy.")
     alarm: AlarmSettings = Field(default_factory=AlarmSettings, description="Drift alarm.")
     metrics: MetricsSettings = Field(default_factory=MetricsSettings, description="Prometheus metrics.")
+    checkpoint: CheckpointSettings = Field(
+        default_factory=CheckpointSettings, description="State checkpoints for restarts."
+    )
     queue_max_batches: int = Field(
         64, gt=0, description="Ingest queue bound, batches; partitions pause when full."
     )

@@ -36,6 +36,7 @@ from driftcal.config import Settings
 from driftcal.io.arrays import load_array
 from driftcal.obs.health import Health
 from driftcal.obs.metrics import Metrics
+from driftcal.stream import state as checkpoints
 from driftcal.stream.codec import DetectorSpec
 from driftcal.stream.ingest import Ingest, Item
 from driftcal.stream.publisher import PublishPolicy, WindowIOV, coefficient_message
@@ -135,6 +136,7 @@ class Daemon:
         self.status = "tracking"
         self.labels = {"detector": s.detector.name, "module": s.detector.module}
         self._ingests: list[Ingest] = []
+        self.last_checkpoint = clock()
 
     # -- control ---------------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -312,6 +314,15 @@ class Daemon:
         self.policy.mark(coeffs, self.status, now=now)
         self.metrics.published(doc.detector, doc.module)
         log.info("published sequence %d (%s, %s)", doc.sequence, reason, self.status)
+        await self._checkpoint()  # right after a publication: a restart continues its sequence
+
+    async def _checkpoint(self, *, due_only: bool = False) -> None:
+        if self.settings.checkpoint.path is None or self.updates == 0:
+            return
+        if due_only and self.clock() - self.last_checkpoint < self.settings.checkpoint.every_seconds:
+            return
+        if await checkpoints.save(self):
+            self.last_checkpoint = self.clock()
 
     # -- the loop ------------------------------------------------------------------------------------------
     async def _start_transports(self) -> bool:
@@ -353,6 +364,7 @@ class Daemon:
         self.metrics.build_info(str(self.calibrator.device))
         if self.settings.reference.source == "files":
             self.load_reference_files()
+        checkpoints.load_into(self)
         if not await self._start_transports():
             log.info("stopped before the broker could be reached; nothing consumed, nothing to commit")
             return
@@ -370,6 +382,7 @@ class Daemon:
                     self._drain()
                     await self._commit()
                 await self._publish()
+                await self._checkpoint(due_only=True)
                 for task in tasks:
                     if task.done() and task.exception() is not None:
                         raise task.exception()  # type: ignore[misc]

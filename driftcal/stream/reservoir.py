@@ -21,6 +21,7 @@ host↔device copy; the only copy is one per incoming batch), and fall back to h
 
 from __future__ import annotations
 
+import ast
 import logging
 import math
 from collections.abc import Sequence
@@ -132,6 +133,19 @@ class Reservoir(_Store):
         self.seen += n
         self.size = min(self.capacity, self.seen)
 
+    def state(self) -> dict:
+        """Contents and sampling state, as host tensors and plain values (for a checkpoint)."""
+        rng = self.rng.bit_generator.state
+        return {"data": self.data.cpu().clone(), "seen": self.seen, "rng": repr(rng)}
+
+    def restore(self, state: dict) -> None:
+        """Put back what :meth:`state` saved (events beyond the capacity are dropped)."""
+        data = state["data"][: self.capacity]
+        self.buffer[: len(data)] = data.to(self.device)
+        self.size = len(data)
+        self.seen = max(int(state["seen"]), self.size)
+        self.rng.bit_generator.state = ast.literal_eval(state["rng"])
+
 
 class Window(_Store):
     """Ring buffer of the most recent events (order inside the buffer is not meaningful)."""
@@ -156,3 +170,21 @@ class Window(_Store):
         self._write(slots, kept)
         self.total += n
         self.size = min(self.capacity, self.size + n)
+
+    def ordered(self) -> torch.Tensor:
+        """The stored events from oldest to newest."""
+        if self.size < self.capacity:
+            return self.data
+        head = self.total % self.capacity
+        return torch.cat([self.buffer[head:], self.buffer[:head]])
+
+    def state(self) -> dict:
+        return {"data": self.ordered().cpu().clone(), "total": self.total}
+
+    def restore(self, state: dict) -> None:
+        """Put back what :meth:`state` saved (the newest events when the capacity is smaller now)."""
+        data = state["data"][-self.capacity :]
+        total = int(state["total"])
+        slots = (total - len(data) + np.arange(len(data))) % self.capacity
+        self._write(slots, data.numpy())
+        self.total, self.size = total, len(data)
