@@ -99,6 +99,14 @@ class KafkaSettings(BaseModel):
     max_poll_records: int = Field(100, gt=0, description="Most records returned by one poll.")
     request_timeout_ms: int = Field(30000, gt=0, description="Kafka request timeout, ms.")
     session_timeout_ms: int = Field(30000, gt=0, description="Consumer group session timeout, ms.")
+    transactions: bool = Field(
+        False,
+        description="Publish coefficient documents and commit consumed offsets in one Kafka transaction "
+        "(exactly-once publication; consumers read with isolation_level=read_committed).",
+    )
+    transactional_id: str | None = Field(
+        None, description="Static transactional id (unset: driftcal-<detector>-<module>); one per module."
+    )
 
 
 class ReferenceSettings(BaseModel):

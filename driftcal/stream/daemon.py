@@ -31,48 +31,18 @@ from collections.abc import Callable
 import numpy as np
 
 from driftcal.calib.online import OnlineCalibrator, UpdateResult
-from driftcal.calib.recipes import default_recipe
 from driftcal.config import Settings
 from driftcal.io.arrays import load_array
 from driftcal.obs.health import Health
 from driftcal.obs.metrics import Metrics
 from driftcal.stream import state as checkpoints
-from driftcal.stream.codec import DetectorSpec
+from driftcal.stream.components import detector_spec, make_calibrator
 from driftcal.stream.ingest import Ingest, Item
 from driftcal.stream.publisher import PublishPolicy, WindowIOV, coefficient_message
 from driftcal.stream.reservoir import Reservoir, Window
 from driftcal.stream.transport import Sink, Source, TopicPartition, TransportError
 
 log = logging.getLogger(__name__)
-
-
-def make_calibrator(settings: Settings) -> OnlineCalibrator:
-    """The calibrator the settings describe."""
-    det, upd = settings.detector, settings.update
-    recipe = default_recipe(det.model, det.shape)
-    if upd.critic != "auto":
-        recipe.critic = upd.critic
-    if upd.lr_theta is not None:
-        recipe.engine.lr_theta = upd.lr_theta
-    return OnlineCalibrator(
-        det.model,
-        det.shape,
-        noise=det.noise,
-        threshold=det.threshold,
-        device=upd.device,
-        bf16=upd.bf16,
-        seed=upd.seed,
-        initial_steps=upd.initial_steps,
-        tracking_lr=upd.tracking_lr,
-        recipe=recipe,
-    )
-
-
-def detector_spec(settings: Settings) -> DetectorSpec:
-    det = settings.detector
-    if det.model == "plane-shift":
-        return DetectorSpec(planes=det.shape[0], detector=det.name)
-    return DetectorSpec(cells=tuple(det.shape), noise=det.noise, detector=det.name)
 
 
 class Daemon:
@@ -84,6 +54,7 @@ class Daemon:
     events : source of the input topic (committed, consumer group).
     sink : where coefficient documents and dead letters go.
     reference : source of the reference topic (``reference.source == "topic"``).
+    dlq : sink of dead letters (default ``sink``; a transactional ``sink`` needs a plain one here).
     metrics, health : observability (fresh ones by default).
     on_update : called after every update with the daemon (the demo uses it to score against truth).
     """
@@ -95,6 +66,7 @@ class Daemon:
         events: Source,
         sink: Sink,
         reference: Source | None = None,
+        dlq: Sink | None = None,
         metrics: Metrics | None = None,
         health: Health | None = None,
         calibrator: OnlineCalibrator | None = None,
@@ -103,6 +75,7 @@ class Daemon:
     ) -> None:
         self.settings = s = settings
         self.events, self.sink, self.reference_source = events, sink, reference
+        self.dlq = dlq or sink  # a transactional sink sends only inside transactions: give it a plain one
         if s.reference.source == "topic" and reference is None:
             raise ValueError("reference.source is 'topic' but no reference source was given")
         self.metrics = metrics or Metrics()
@@ -137,6 +110,7 @@ class Daemon:
         self.labels = {"detector": s.detector.name, "module": s.detector.module}
         self._ingests: list[Ingest] = []
         self.last_checkpoint = clock()
+        self.sequence_floor = 0  # the last sequence already on the output topic (set by the runner)
 
     # -- control ---------------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -215,7 +189,10 @@ class Daemon:
             return
         offsets, self.pending = self.pending, {}
         try:
-            await self.events.commit(offsets)
+            if self.sink.transactional:  # offsets go through the producer's transaction
+                await self.sink.send_and_commit([], offsets)
+            else:
+                await self.events.commit(offsets)
             self.health.progress()
         except TransportError as exc:
             log.warning("commit failed (%s); will retry", exc)
@@ -307,7 +284,16 @@ class Daemon:
             instance=s.instance, metrics={"noise_floor": floor, "updates": self.updates},
         )  # fmt: skip
         try:
-            await self.sink.send(message)
+            if self.sink.transactional:  # the document and the offsets it covers: both or neither
+                offsets, self.pending = self.pending, {}
+                try:
+                    await self.sink.send_and_commit([message], offsets)
+                except TransportError:
+                    for tp, off in offsets.items():
+                        self.pending[tp] = max(off, self.pending.get(tp, 0))
+                    raise
+            else:
+                await self.sink.send(message)
         except TransportError as exc:
             log.warning("publish of sequence %d failed (%s); will retry", doc.sequence, exc)
             return
@@ -329,6 +315,8 @@ class Daemon:
         """Connect every transport, retrying with backoff; False when a stop came first."""
         delay = 1.0
         parts: list[Source | Sink] = [self.sink, self.events]
+        if self.dlq is not self.sink:
+            parts.append(self.dlq)
         if self.reference_source is not None:
             parts.append(self.reference_source)
         started: list[Source | Sink] = []
@@ -353,7 +341,7 @@ class Daemon:
     def _make_ingest(self, source: Source, queue: asyncio.Queue[Item], kind: str) -> Ingest:
         k = self.settings.kafka
         ingest = Ingest(
-            source, self.spec, queue, dlq=self.sink, dlq_topic=k.dlq_topic, metrics=self.metrics,
+            source, self.spec, queue, dlq=self.dlq, dlq_topic=k.dlq_topic, metrics=self.metrics,
             health=self.health, kind=kind, max_records=k.max_poll_records,
         )  # fmt: skip
         self._ingests.append(ingest)
@@ -365,6 +353,9 @@ class Daemon:
         if self.settings.reference.source == "files":
             self.load_reference_files()
         checkpoints.load_into(self)
+        if self.policy.sequence < self.sequence_floor:  # published after the last checkpoint
+            log.info("continuing after sequence %d found on the output topic", self.sequence_floor)
+            self.policy.sequence = self.sequence_floor
         if not await self._start_transports():
             log.info("stopped before the broker could be reached; nothing consumed, nothing to commit")
             return
@@ -395,7 +386,7 @@ class Daemon:
             self._drain()
             await self._commit()
             await self._publish(force=True)
-            for part in (self.events, self.reference_source, self.sink):
+            for part in (self.events, self.reference_source, self.sink, self.dlq):
                 if part is not None:
                     await part.stop()
             log.info("stopped after %d updates; last sequence %d", self.updates, self.policy.sequence)

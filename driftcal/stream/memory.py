@@ -142,10 +142,24 @@ class MemorySource(Source):
 
 
 class MemorySink(Sink):
-    """A producer into a :class:`MemoryBroker`."""
+    """A producer into a :class:`MemoryBroker`; with ``group_id`` it is transactional for that group."""
 
-    def __init__(self, broker: MemoryBroker) -> None:
+    def __init__(self, broker: MemoryBroker, *, group_id: str | None = None) -> None:
         self.broker = broker
+        self.group_id = group_id
+        self.transactional = group_id is not None
+
+    async def send_and_commit(
+        self, messages: Sequence[Outgoing], offsets: Mapping[TopicPartition, int]
+    ) -> None:
+        if not self.transactional:
+            raise TransportError("MemorySink without a group_id has no transactions")
+        if not self.broker.available:
+            raise TransportError("in-memory broker unavailable")
+        for message in messages:
+            self.broker.append(message)
+        for tp, offset in offsets.items():
+            self.broker.committed[(self.group_id, tp)] = int(offset)
 
     async def start(self) -> None:
         if not self.broker.available:

@@ -12,12 +12,14 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 
+from driftcal.coefficients import CoefficientDocument
 from driftcal.config import Settings
+from driftcal.errors import InputError
 from driftcal.obs.health import Health
 from driftcal.obs.metrics import Metrics
 from driftcal.obs.server import ObsServer
 from driftcal.stream.daemon import Daemon
-from driftcal.stream.kafka import KafkaSink, KafkaSource, TopicSpec, ensure_topics
+from driftcal.stream.kafka import KafkaSink, KafkaSource, TopicSpec, TransactionalKafkaSink, ensure_topics
 from driftcal.stream.transport import TransportError
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,39 @@ async def output_topics(settings: Settings) -> None:
         log.warning("could not create topics %s: %s", ", ".join(specs), exc)
 
 
+async def last_sequence(settings: Settings) -> int:
+    """The highest committed sequence number of this module's documents on the output topic (0: none)."""
+    k, det = settings.kafka, settings.detector
+    key = f"{det.name}/{det.module}".encode()
+    source = KafkaSource(k.bootstrap, [k.output_topic], None, isolation_level="read_committed",
+                         request_timeout_ms=k.request_timeout_ms)  # fmt: skip
+    best = 0
+    try:
+        await source.start()
+        deadline = asyncio.get_running_loop().time() + k.request_timeout_ms / 1000
+        while any(lag > 0 for lag in (await _lags(source)).values()):
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("reading %s took too long; continuing from sequence %d", k.output_topic, best)
+                break
+            for record in await source.getmany(1.0, 500):
+                if record.key == key:
+                    try:
+                        best = max(best, CoefficientDocument.from_json(record.value).sequence)
+                    except InputError:
+                        log.warning("unreadable document at %s", record.source)
+    except TransportError as exc:
+        log.warning("could not read the last sequence from %s: %s", k.output_topic, exc)
+    finally:
+        await source.stop()
+    return best
+
+
+async def _lags(source: KafkaSource) -> dict:
+    ends = await source.end_offsets()
+    lags = source.lag()
+    return {tp: lags.get(tp, end) for tp, end in ends.items()}
+
+
 def kafka_daemon(settings: Settings, metrics: Metrics, health: Health) -> Daemon:
     """A daemon on Kafka transports built from ``settings.kafka``."""
     k = settings.kafka
@@ -79,8 +114,17 @@ def kafka_daemon(settings: Settings, metrics: Metrics, health: Health) -> Daemon
     if settings.reference.source == "topic":
         reference = KafkaSource(k.bootstrap, [k.reference_topic], None, max_poll_records=k.max_poll_records,
                                 **common)  # fmt: skip
-    sink = KafkaSink(k.bootstrap, max_request_size=4 << 20, **common)
-    daemon = Daemon(settings, events=events, reference=reference, sink=sink, metrics=metrics, health=health)
+    dlq = KafkaSink(k.bootstrap, max_request_size=4 << 20, **common)
+    sink: KafkaSink = dlq
+    if k.transactions:
+        det = settings.detector
+        sink = TransactionalKafkaSink(
+            k.bootstrap, transactional_id=k.transactional_id or f"driftcal-{det.name}-{det.module}",
+            group_id=k.group_id, max_request_size=4 << 20, **common,
+        )  # fmt: skip
+    daemon = Daemon(
+        settings, events=events, reference=reference, sink=sink, dlq=dlq, metrics=metrics, health=health
+    )
     owner.append(daemon)
     return daemon
 
@@ -96,6 +140,7 @@ async def serve(settings: Settings) -> bool:
     try:
         await output_topics(settings)
         daemon = kafka_daemon(settings, metrics, health)
+        daemon.sequence_floor = await last_sequence(settings)
         install_stop_handlers(daemon.request_stop)
         return await stop_within(daemon.run(), daemon.stop_event, settings.shutdown_timeout_seconds)
     finally:

@@ -58,7 +58,7 @@ def snapshot(daemon: Daemon) -> dict[str, Any]:
 
 def restore(daemon: Daemon, state: dict[str, Any]) -> None:
     """Load ``state`` into ``daemon``; raises (and changes nothing) when it does not fit."""
-    from driftcal.stream.daemon import make_calibrator
+    from driftcal.stream.components import make_calibrator
 
     s = daemon.settings
     calibrator = make_calibrator(s)

@@ -110,6 +110,15 @@ class Sink(abc.ABC):
         for message in messages:
             await self.send(message)
 
+    #: True when :meth:`send_and_commit` is atomic (messages and consumer offsets in one transaction).
+    transactional: bool = False
+
+    async def send_and_commit(
+        self, messages: Sequence[Outgoing], offsets: Mapping[TopicPartition, int]
+    ) -> None:
+        """Send ``messages`` and commit ``offsets`` of the consumer group atomically (transactional sinks)."""
+        raise TransportError(f"{type(self).__name__} has no transactions")
+
 
 class TransportError(DriftcalError):
     """The broker cannot be reached or refused an operation."""

@@ -49,11 +49,12 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _config(path: Path, bootstrap: str, topics: dict[str, str], port: int) -> Path:
+def _config(path: Path, bootstrap: str, topics: dict[str, str], port: int, transactions: bool) -> Path:
     config = {
         "detector": {"name": "e2e", "module": "0", "model": "cell-gain", "shape": [4, 8, 8],
                      "noise": 0.05, "threshold": 0.15},
-        "kafka": {"bootstrap": bootstrap, "group_id": f"g-{uuid.uuid4().hex[:6]}", **topics},
+        "kafka": {"bootstrap": bootstrap, "group_id": f"g-{uuid.uuid4().hex[:6]}", **topics,
+                  "transactions": transactions, "transactional_id": f"tx-{uuid.uuid4().hex[:6]}"},
         "reference": {"source": "topic", "first_events": N_REFERENCE, "max_events": N_REFERENCE},
         "window": {"max_events": 5000, "min_events": 2000},
         "update": {"every_events": 1000, "every_seconds": 3, "steps": 30, "initial_steps": 400,
@@ -69,8 +70,9 @@ def _config(path: Path, bootstrap: str, topics: dict[str, str], port: int) -> Pa
 
 async def _read(bootstrap: str, topic: str, *, until: float) -> list:
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
-    )
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None,
+        isolation_level="read_committed",
+    )  # fmt: skip
     await consumer.start()
     records: list = []
     try:
@@ -95,12 +97,18 @@ async def _send_bad(bootstrap: str, topic: str, blobs: list[bytes]) -> None:
         await producer.stop()
 
 
+def _counter(text: str, name: str) -> float:
+    """Sum of a counter's series in a Prometheus exposition."""
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
 def _scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         return response.read().decode()
 
 
-def test_replay_run_publish_scrape_dlq(kafka_bootstrap: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("transactions", [False, True], ids=["at-least-once", "transactions"])
+def test_replay_run_publish_scrape_dlq(kafka_bootstrap: str, tmp_path: Path, transactions: bool) -> None:
     sim = DriftingCalorimeter(
         CalorimeterGeometry(layers=4, height=8, width=8, plates_per_layer=3),
         readout=Readout(noise=0.05, threshold=0.15), rate=5e-6, start=100_000, seed=3,
@@ -116,7 +124,7 @@ def test_replay_run_publish_scrape_dlq(kafka_bootstrap: str, tmp_path: Path) -> 
     topics = {"input_topic": f"events-{tag}", "reference_topic": f"reference-{tag}",
               "output_topic": f"coefficients-{tag}", "dlq_topic": f"dlq-{tag}"}  # fmt: skip
     port = free_port()
-    config = _config(tmp_path / "daemon.yaml", kafka_bootstrap, topics, port)
+    config = _config(tmp_path / "daemon.yaml", kafka_bootstrap, topics, port, transactions)
     replay = ["replay", "--bootstrap", kafka_bootstrap, "--detector", "e2e", "--batch-size", "250"]
     subprocess.run(
         _driftcal(*replay, "--input", str(tmp_path / "reference.npy"), "--topic", topics["reference_topic"]),
@@ -143,14 +151,17 @@ def test_replay_run_publish_scrape_dlq(kafka_bootstrap: str, tmp_path: Path) -> 
                 text = _scrape(port)
             except OSError:  # not serving yet
                 text = ""
-            consumed = [ln for ln in text.splitlines() if ln.startswith("driftcal_events_consumed_total")]
-            total = sum(float(ln.split()[-1]) for ln in consumed)
-            if total >= N_REFERENCE + N_STREAM and daemon.poll() is None:
+            if _counter(text, "driftcal_events_consumed_total") >= N_REFERENCE + N_STREAM:
                 break
             assert daemon.poll() is None, log_path.read_text()[-3000:]
             time.sleep(1.0)
-        time.sleep(12)  # a few more updates on the final window
+        # a few more updates on the final window (waiting on the daemon's own counter, not a fixed time)
+        deadline = time.monotonic() + 240
+        while _counter(_scrape(port), "driftcal_updates_total") < 4 and time.monotonic() < deadline:
+            assert daemon.poll() is None, log_path.read_text()[-3000:]
+            time.sleep(1.0)
         metrics_text = _scrape(port)
+        assert _counter(metrics_text, "driftcal_updates_total") >= 4
         for path, status in (("healthz", "ok"), ("readyz", "ready")):  # alive, reference filled, broker up
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/{path}", timeout=5) as response:
                 assert response.status == 200 and json.loads(response.read())["status"] == status
@@ -175,7 +186,8 @@ def test_replay_run_publish_scrape_dlq(kafka_bootstrap: str, tmp_path: Path) -> 
     last = docs[-1].array()
     untouched = rmse(np.ones_like(last), truth_end, mask)
     achieved = rmse(last, truth_end, mask)
-    print(json.dumps({"rmse_ones": untouched, "rmse_daemon": achieved, "documents": len(docs)}))
+    print(json.dumps({"transactions": transactions, "rmse_ones": untouched, "rmse_daemon": achieved,
+                      "documents": len(docs)}))  # fmt: skip
     assert achieved <= 0.5 * untouched, (achieved, untouched)
 
     dead = asyncio.run(_read(kafka_bootstrap, topics["dlq_topic"], until=time.monotonic() + 30))

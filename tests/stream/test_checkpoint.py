@@ -110,3 +110,26 @@ async def test_a_foreign_checkpoint_means_a_cold_start(
     assert "checkpoint refused, starting cold" in caplog.text
     assert daemon.updates == 0 and np.all(daemon.coefficients() == 1.0)
     assert tuple(daemon.window.event_shape) == SHAPE
+
+
+@pytest.mark.asyncio
+async def test_transactional_sink_commits_offsets_with_the_documents() -> None:
+    torch.set_num_threads(1)
+    s = _settings()
+    k = s.kafka
+    rng = np.random.default_rng(6)
+    broker = MemoryBroker()
+    feed = Feed(broker, k.input_topic)
+    feed.events(_gamma(rng, N_REF))
+    feed.raw(b"bad")
+    feed.events((_gamma(rng, 800) * TRUTH).astype(np.float32))
+    source = MemorySource(broker, [k.input_topic], group_id="g")
+    daemon = Daemon(s, events=source, sink=MemorySink(broker, group_id="g"), dlq=MemorySink(broker))
+    task = asyncio.create_task(daemon.run())
+    await _until(lambda: daemon.updates >= 1, task)
+    daemon.request_stop()
+    await task
+    assert broker.committed == {("g", (k.input_topic, 0)): feed.messages}
+    assert [r.value for r in broker.messages(k.dlq_topic)] == [b"bad"]
+    sequences = [d.sequence for d in _documents(broker, k.output_topic)]
+    assert sequences == list(range(1, daemon.policy.sequence + 1))

@@ -4,6 +4,8 @@
   in a consumer group, or, with ``group_id=None``, reads every partition of its topics without a group
   (a reference topic read from the beginning; :meth:`KafkaSource.commit` is then a no-op).
 * :class:`KafkaSink` (:mod:`.sink`) produces idempotently with ``acks="all"``.
+* :class:`TransactionalKafkaSink` (:mod:`.transactional`) sends messages and commits consumed offsets in
+  one transaction (exactly-once publication).
 * :func:`ensure_topics` (:mod:`.admin`) creates topics (the compacted coefficient topic, the
   dead-letter topic).
 
@@ -15,5 +17,6 @@ Errors: failing to connect and fatal broker answers (authorization, ...) raise
 from driftcal.stream.kafka.admin import TopicSpec, ensure_topics
 from driftcal.stream.kafka.sink import KafkaSink
 from driftcal.stream.kafka.source import KafkaSource
+from driftcal.stream.kafka.transactional import TransactionalKafkaSink
 
-__all__ = ["KafkaSink", "KafkaSource", "TopicSpec", "ensure_topics"]
+__all__ = ["KafkaSink", "KafkaSource", "TopicSpec", "TransactionalKafkaSink", "ensure_topics"]

@@ -1,0 +1,38 @@
+"""The daemon's components built from its settings: the calibrator and what a batch must match."""
+
+from __future__ import annotations
+
+from driftcal.calib.online import OnlineCalibrator
+from driftcal.calib.recipes import default_recipe
+from driftcal.config import Settings
+from driftcal.stream.codec import DetectorSpec
+
+
+def make_calibrator(settings: Settings) -> OnlineCalibrator:
+    """The calibrator the settings describe."""
+    det, upd = settings.detector, settings.update
+    recipe = default_recipe(det.model, det.shape)
+    if upd.critic != "auto":
+        recipe.critic = upd.critic
+    if upd.lr_theta is not None:
+        recipe.engine.lr_theta = upd.lr_theta
+    return OnlineCalibrator(
+        det.model,
+        det.shape,
+        noise=det.noise,
+        threshold=det.threshold,
+        device=upd.device,
+        bf16=upd.bf16,
+        seed=upd.seed,
+        initial_steps=upd.initial_steps,
+        tracking_lr=upd.tracking_lr,
+        recipe=recipe,
+    )
+
+
+def detector_spec(settings: Settings) -> DetectorSpec:
+    """What every batch must match: cell shape and noise floor, or the number of planes; the detector."""
+    det = settings.detector
+    if det.model == "plane-shift":
+        return DetectorSpec(planes=det.shape[0], detector=det.name)
+    return DetectorSpec(cells=tuple(det.shape), noise=det.noise, detector=det.name)
