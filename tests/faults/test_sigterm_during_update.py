@@ -77,7 +77,7 @@ def test_sigterm_during_an_update_publishes_commits_and_checkpoints(
             daemon.kill()
     assert elapsed < timeout, elapsed
     log = log_path.read_text()
-    assert "update 1:" in log and "published sequence 1" in log  # the update in flight ended and was published
+    assert "update 1:" in log and "published sequence 1" in log  # the update in flight ended, published
     assert "update 2:" not in log
     docs = asyncio.run(_committed_documents(kafka_bootstrap, topics["output_topic"]))
     assert [d.sequence for d in docs] == list(range(1, len(docs) + 1)) and docs
