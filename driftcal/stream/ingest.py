@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,6 +92,9 @@ class Ingest:
         self.paused = False
         self.stopping = asyncio.Event()
         self.rejected = 0
+        self.probe_every_s = 5.0
+        self.probe_timeout_s = 5.0
+        self._last_probe = float("-inf")
 
     def decode(self, record: Record) -> Item | CodecError:
         """Decode one record into an :class:`Item`, or the :class:`CodecError` that rejects it."""
@@ -132,6 +136,27 @@ class Ingest:
             self.paused = False
             log.info("%s queue drained: partitions resumed", self.kind)
 
+    async def _note_progress(self, received: bool) -> None:
+        """Tell health the broker is reachable, from records received or, when idle, a cheap round trip.
+
+        An empty poll proves nothing (the client swallows connection errors and retries), so an idle
+        source asks for its end offsets every ``probe_every_s`` (aiokafka #1154: no public health signal).
+        """
+        now = time.monotonic()
+        if received:
+            self.health.progress()
+            self._last_probe = now
+            return
+        if now - self._last_probe < self.probe_every_s:
+            return
+        self._last_probe = now
+        try:
+            await asyncio.wait_for(self.source.end_offsets(), self.probe_timeout_s)
+        except (TransportError, TimeoutError) as exc:
+            log.warning("%s: broker unreachable (%s)", self.kind, exc or "no answer")
+            return
+        self.health.progress()
+
     async def run(self) -> None:
         """Poll until :attr:`stopping` is set. Transport errors are logged and retried, never fatal."""
         while not self.stopping.is_set():
@@ -146,7 +171,7 @@ class Ingest:
                 log.warning("%s poll failed: %s", self.kind, exc)
                 await asyncio.sleep(1.0)
                 continue
-            self.health.progress()
+            await self._note_progress(bool(records))
             for tp, lag in self.source.lag().items():
                 self.metrics.set_lag(tp[0], tp[1], lag)
             for record in records:

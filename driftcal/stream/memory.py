@@ -138,6 +138,8 @@ class MemorySource(Source):
         return {tp: len(self.broker.topics[tp[0]][tp[1]]) - pos for tp, pos in self.position.items()}
 
     async def end_offsets(self) -> dict[TopicPartition, int]:
+        if not self.broker.available:
+            raise TransportError("in-memory broker unavailable")
         return {tp: len(self.broker.topics[tp[0]][tp[1]]) for tp in self._assignment()}
 
 

@@ -259,3 +259,29 @@ async def test_backpressure_pauses_the_source_and_resumes_after_draining() -> No
         assert rig.source.calls[0] == "pause" and rig.source.calls[-1] == "resume"
         assert "resume" in rig.source.calls and rig.source.lag() == {(TOPIC, 0): 0}
         assert not rig.task.done()
+
+
+@pytest.mark.asyncio
+async def test_readiness_follows_the_broker_not_empty_polls() -> None:
+    """An idle source proves the broker is there by a round trip; an outage makes it not ready."""
+    broker = MemoryBroker()
+    health = Health(broker_timeout_s=0.3)
+    source = MemorySource(broker, ["in"], group_id="g")
+    await source.start()
+    queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=4)
+    ingest = Ingest(source, DetectorSpec(cells=(2, 2, 2)), queue, dlq=MemorySink(broker), dlq_topic="dlq",
+                    metrics=Metrics(), health=health, poll_timeout_s=0.02)  # fmt: skip
+    ingest.probe_every_s = 0.05
+    task = asyncio.create_task(ingest.run())
+    try:
+        await asyncio.sleep(0.2)
+        assert health.readyz()[1]["checks"]["broker_reachable"] is True
+        broker.available = False
+        await asyncio.sleep(0.6)
+        assert health.readyz()[1]["checks"]["broker_reachable"] is False
+        broker.available = True
+        await asyncio.sleep(0.3)
+        assert health.readyz()[1]["checks"]["broker_reachable"] is True
+    finally:
+        ingest.stopping.set()
+        await asyncio.wait_for(task, 5)
