@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 
@@ -111,6 +111,10 @@ class Daemon:
         self._ingests: list[Ingest] = []
         self.last_checkpoint = clock()
         self.sequence_floor = 0  # the last sequence already on the output topic (set by the runner)
+        # after a failed transaction: read the last committed sequence back before publishing again
+        self.sequence_reader: Callable[[], Awaitable[int | None]] | None = None
+        self.resync_sequence = False
+        self.resync_after = 0.0
 
     # -- control ---------------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -275,6 +279,15 @@ class Daemon:
         reason = self.policy.due(coeffs, self.status, now=now) or ("final" if force else None)
         if reason is None:
             return
+        if self.resync_sequence and self.sequence_reader is not None:
+            if self.clock() < self.resync_after:
+                return
+            last = await self.sequence_reader()
+            if last is None:  # the output cannot be read yet: publish later
+                self.resync_after = self.clock() + 5.0
+                return
+            self.policy.sequence = max(self.policy.sequence, last)
+            self.resync_sequence = False
         s = self.settings
         floor = float("nan") if self.floor is None else self.floor  # non-finite metrics are left out
         doc, message = coefficient_message(
@@ -291,6 +304,7 @@ class Daemon:
                 except TransportError:
                     for tp, off in offsets.items():
                         self.pending[tp] = max(off, self.pending.get(tp, 0))
+                    self.resync_sequence = True  # the transaction may have committed after all
                     raise
             else:
                 await self.sink.send(message)

@@ -63,8 +63,11 @@ async def output_topics(settings: Settings) -> None:
         log.warning("could not create topics %s: %s", ", ".join(specs), exc)
 
 
-async def last_sequence(settings: Settings) -> int:
-    """The highest committed sequence number of this module's documents on the output topic (0: none)."""
+async def last_sequence(settings: Settings) -> int | None:
+    """The highest committed sequence number of this module's documents on the output topic.
+
+    0 when there is none; None when the topic cannot be read to its end (the broker is unreachable).
+    """
     k, det = settings.kafka, settings.detector
     key = f"{det.name}/{det.module}".encode()
     source = KafkaSource(k.bootstrap, [k.output_topic], None, isolation_level="read_committed",
@@ -75,8 +78,8 @@ async def last_sequence(settings: Settings) -> int:
         deadline = asyncio.get_running_loop().time() + k.request_timeout_ms / 1000
         while any(lag > 0 for lag in (await _lags(source)).values()):
             if asyncio.get_running_loop().time() > deadline:
-                log.warning("reading %s took too long; continuing from sequence %d", k.output_topic, best)
-                break
+                log.warning("reading %s to its end took too long", k.output_topic)
+                return None
             for record in await source.getmany(1.0, 500):
                 if record.key == key:
                     try:
@@ -85,6 +88,7 @@ async def last_sequence(settings: Settings) -> int:
                         log.warning("unreadable document at %s", record.source)
     except TransportError as exc:
         log.warning("could not read the last sequence from %s: %s", k.output_topic, exc)
+        return None
     finally:
         await source.stop()
     return best
@@ -140,7 +144,9 @@ async def serve(settings: Settings) -> bool:
     try:
         await output_topics(settings)
         daemon = kafka_daemon(settings, metrics, health)
-        daemon.sequence_floor = await last_sequence(settings)
+        daemon.sequence_floor = await last_sequence(settings) or 0
+        if settings.kafka.transactions:
+            daemon.sequence_reader = lambda: last_sequence(settings)
         install_stop_handlers(daemon.request_stop)
         return await stop_within(daemon.run(), daemon.stop_event, settings.shutdown_timeout_seconds)
     finally:

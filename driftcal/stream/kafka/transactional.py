@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiokafka import TopicPartition as KafkaTP
-from aiokafka import errors as ke
 
 from driftcal.stream.kafka._errors import _describe
 from driftcal.stream.kafka.sink import KafkaSink
@@ -42,13 +41,18 @@ class TransactionalKafkaSink(KafkaSink):
     async def send_and_commit(
         self, messages: Sequence[Outgoing], offsets: Mapping[TopicPartition, int]
     ) -> None:
-        """Send ``messages`` and commit ``offsets`` for :attr:`group_id` in one transaction."""
+        """Send ``messages`` and commit ``offsets`` for :attr:`group_id` in one transaction.
+
+        After any failure the producer is closed and a new one is made on the next call: re-initializing
+        the same ``transactional_id`` makes the coordinator finish or abort the transaction left open, so
+        the outcome of a failed call is unknown until the output is read back (see the daemon).
+        """
+        if self._producer is None:
+            await self.start()  # raises TransportError while the broker is unreachable
         producer = self._require()
-        began = False
         try:
             async with asyncio.timeout(self._timeout_s):
                 await producer.begin_transaction()
-                began = True
                 futures = [
                     await producer.send(m.topic, m.value, key=m.key, headers=list(m.headers) or None)
                     for m in messages
@@ -60,13 +64,18 @@ class TransactionalKafkaSink(KafkaSink):
                 await producer.commit_transaction()
                 for future in futures:
                     await future
-        except (TimeoutError, ke.KafkaError, OSError) as err:
-            if began:
-                try:
-                    await asyncio.wait_for(producer.abort_transaction(), self._timeout_s)
-                except Exception as abort_err:  # the producer is unusable; the caller retries or restarts
-                    log.warning("aborting the transaction failed: %s", _describe(abort_err))
+        except Exception as err:  # aiokafka raises AssertionError on a wedged state machine, too
+            await self._discard()
             reason = f"not committed within {self._timeout_s:g} s" if isinstance(err, TimeoutError) else None
             raise TransportError(
                 f"transaction {self.transactional_id} at {self.bootstrap} failed: {reason or _describe(err)}"
             ) from err
+
+    async def _discard(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        try:
+            await asyncio.wait_for(producer.stop(), self._timeout_s)
+        except Exception as err:  # a producer whose broker is gone may not stop cleanly
+            log.warning("closing the transactional producer: %s", _describe(err))
