@@ -1,11 +1,17 @@
-"""The daemon's components built from its settings: the calibrator and what a batch must match."""
+"""The daemon's parts built from its settings: the calibrator, what a batch must match, file references."""
 
 from __future__ import annotations
+
+import logging
 
 from driftcal.calib.online import OnlineCalibrator
 from driftcal.calib.recipes import default_recipe
 from driftcal.config import Settings
+from driftcal.io.arrays import load_array
 from driftcal.stream.codec import DetectorSpec
+from driftcal.stream.reservoir import Reservoir
+
+log = logging.getLogger(__name__)
 
 
 def make_calibrator(settings: Settings) -> OnlineCalibrator:
@@ -36,3 +42,13 @@ def detector_spec(settings: Settings) -> DetectorSpec:
     if det.model == "plane-shift":
         return DetectorSpec(planes=det.shape[0], detector=det.name)
     return DetectorSpec(cells=tuple(det.shape), noise=det.noise, detector=det.name)
+
+
+def load_reference_files(settings: Settings, reservoir: Reservoir) -> None:
+    """Offer the events of every ``reference.files`` entry to ``reservoir`` (``.npy``, no pickle)."""
+    for path in settings.reference.files:
+        events = load_array(path, name="reference")
+        if events.shape[1:] != tuple(settings.detector.shape):
+            raise ValueError(f"reference file {path}: events of shape {events.shape[1:]} do not match")
+        reservoir.add(events)
+    log.info("reference: %d events from %d file(s)", reservoir.size, len(settings.reference.files))

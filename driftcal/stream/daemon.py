@@ -32,11 +32,10 @@ import numpy as np
 
 from driftcal.calib.online import OnlineCalibrator, UpdateResult
 from driftcal.config import Settings
-from driftcal.io.arrays import load_array
 from driftcal.obs.health import Health
 from driftcal.obs.metrics import Metrics
 from driftcal.stream import state as checkpoints
-from driftcal.stream.components import detector_spec, make_calibrator
+from driftcal.stream.components import detector_spec, load_reference_files, make_calibrator
 from driftcal.stream.ingest import Ingest, Item
 from driftcal.stream.publisher import PublishPolicy, WindowIOV, coefficient_message
 from driftcal.stream.reservoir import Reservoir, Window
@@ -147,16 +146,6 @@ class Daemon:
         return sum(ingest.rejected for ingest in self._ingests)
 
     # -- storing -----------------------------------------------------------------------------------
-    def load_reference_files(self) -> None:
-        for path in self.settings.reference.files:
-            events = load_array(path, name="reference")
-            if events.shape[1:] != tuple(self.settings.detector.shape):
-                raise ValueError(f"reference file {path}: events of shape {events.shape[1:]} do not match")
-            self.reservoir.add(events)
-        log.info(
-            "reference: %d events from %d file(s)", self.reservoir.size, len(self.settings.reference.files)
-        )
-
     def _store(self, item: Item, *, reference: bool) -> None:
         events = item.events
         if events is not None and len(events):
@@ -365,7 +354,7 @@ class Daemon:
         """Run until :meth:`request_stop`; then publish, commit and close the transports."""
         self.metrics.build_info(str(self.calibrator.device))
         if self.settings.reference.source == "files":
-            self.load_reference_files()
+            load_reference_files(self.settings, self.reservoir)
         checkpoints.load_into(self)
         if self.policy.sequence < self.sequence_floor:  # published after the last checkpoint
             log.info("continuing after sequence %d found on the output topic", self.sequence_floor)
