@@ -51,6 +51,21 @@ SETTINGS: dict[str, dict] = {
         "noise": None,
         "threshold": None,
     },
+    # the paper's ε sweep (Fig. 9 end points): no noise, no threshold
+    "calorimeter-paper-eps0": {
+        "kind": "calorimeter",
+        "events": 30_000,
+        "epsilon": 0.0,
+        "noise": None,
+        "threshold": None,
+    },
+    "calorimeter-paper-eps5": {
+        "kind": "calorimeter",
+        "events": 30_000,
+        "epsilon": 0.05,
+        "noise": None,
+        "threshold": None,
+    },
     # three planes, Δx2 = 0.01, σ = 1e-3
     "tracker": {"kind": "tracker", "events": 100_000, "noise": 1e-3, "z": (0.0, 0.5, 1.0)},
     # six planes, four free shifts
