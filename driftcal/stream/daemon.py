@@ -389,6 +389,7 @@ class Daemon:
             self._drain()
             await self._commit()
             await self._publish(force=True)
+            await self._checkpoint()  # also when the final publication failed
             for part in (self.events, self.reference_source, self.sink, self.dlq):
                 if part is not None:
                     await part.stop()
