@@ -189,8 +189,12 @@ class Daemon:
             self.health.progress()
         except TransportError as exc:
             log.warning("commit failed (%s); will retry", exc)
-            for tp, off in offsets.items():
-                self.pending[tp] = max(off, self.pending.get(tp, 0))
+            self._keep_pending(offsets)
+
+    def _keep_pending(self, offsets: dict[TopicPartition, int]) -> None:
+        """Put offsets whose commit failed back, to go with the next commit."""
+        for tp, off in offsets.items():
+            self.pending[tp] = max(off, self.pending.get(tp, 0))
 
     async def on_revoke(self, partitions: set[TopicPartition]) -> None:
         """Rebalance hook: commit what is stored before the partitions go to another instance.
@@ -291,8 +295,7 @@ class Daemon:
                 try:
                     await self.sink.send_and_commit([message], offsets)
                 except TransportError:
-                    for tp, off in offsets.items():
-                        self.pending[tp] = max(off, self.pending.get(tp, 0))
+                    self._keep_pending(offsets)
                     self.resync_sequence = True  # the transaction may have committed after all
                     raise
             else:

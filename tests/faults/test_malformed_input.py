@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from driftcal.testing.kafka_broker import create_topics, free_port
 
 from .corpus import REASON, interleaved
+from .test_kill_and_restart import _produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -33,17 +34,6 @@ N_BAD, N_GOOD_EVENTS, BATCH = 1000, 3000, 50
 
 def _counter(text: str, name: str) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + "{"))
-
-
-async def _produce(bootstrap: str, topic: str, blobs: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20)
-    await producer.start()
-    try:
-        for blob in blobs:
-            await producer.send(topic, blob)
-        await producer.flush()
-    finally:
-        await producer.stop()
 
 
 async def _read_all(bootstrap: str, topic: str, n: int, timeout_s: float = 60.0) -> list:
