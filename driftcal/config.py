@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import os
 import socket
 import types
 import typing
@@ -39,6 +40,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from driftcal.config_security import KafkaSecuritySettings, secrets_in_file
 from driftcal.errors import DriftcalError
 
 _STRICT = ConfigDict(extra="forbid")
@@ -106,6 +108,9 @@ class KafkaSettings(BaseModel):
     )
     transactional_id: str | None = Field(
         None, description="Static transactional id (unset: driftcal-<detector>-<module>); one per module."
+    )
+    security: KafkaSecuritySettings = Field(
+        default_factory=KafkaSecuritySettings, description="TLS and SASL (secrets from env or files only)."
     )
 
 
@@ -208,12 +213,26 @@ class AlarmSettings(BaseModel):
     )
 
 
+def in_container() -> bool:
+    """Whether this process runs in a container (Docker, Podman or a Kubernetes pod)."""
+    markers = (Path("/.dockerenv"), Path("/run/.containerenv"))
+    return any(m.exists() for m in markers) or "KUBERNETES_SERVICE_HOST" in os.environ
+
+
+def default_bind_host() -> str:
+    """Loopback outside containers; all interfaces inside one, where the port is published explicitly."""
+    return "0.0.0.0" if in_container() else "127.0.0.1"
+
+
 class MetricsSettings(BaseModel):
     """Prometheus metrics endpoint."""
 
     model_config = _STRICT
     enabled: bool = Field(True, description="Serve Prometheus metrics.")
-    host: str = Field("0.0.0.0", description="Address the metrics server binds to.")
+    host: str = Field(
+        default_factory=default_bind_host,
+        description="Address the metrics server binds to (default: 127.0.0.1; 0.0.0.0 inside a container).",
+    )
     port: int = Field(9108, ge=0, le=65535, description="Port of the metrics server (0: any free port).")
 
 
@@ -319,6 +338,8 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     Raises :class:`ConfigError` listing every problem, one line each.
     """
     data = _read_yaml(Path(path)) if path is not None else {}
+    if problems := secrets_in_file(data, str(path)):
+        raise ConfigError(problems)
     token = _YAML_DATA.set(data)
     try:
         return Settings(**overrides)
@@ -348,6 +369,8 @@ def _default_text(info: Any) -> str:
     """The default of a field as an operator would write it in YAML."""
     if info.default_factory is socket.gethostname:
         return "<host name>"
+    if info.default_factory is default_bind_host:
+        return '"127.0.0.1" (in a container: "0.0.0.0")'
     if info.default_factory is not None:
         value = info.default_factory()
         return "" if isinstance(value, BaseModel) else json.dumps(value)

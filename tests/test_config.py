@@ -202,12 +202,15 @@ def test_settings_reference_covers_every_field():
     assert all(len(r) == 4 and all(isinstance(x, str) for x in r) for r in rows)
     assert all(r[3] for r in rows), "every field needs a description"
     expected = set()
-    for name, info in Settings.model_fields.items():
-        expected.add(name)
-        sub = info.annotation
-        if isinstance(sub, type) and hasattr(sub, "model_fields"):
-            expected.update(f"{name}.{child}" for child in sub.model_fields)
-    assert set(names) == expected
+
+    def walk(model: type, prefix: str) -> None:
+        for name, info in model.model_fields.items():
+            expected.add(prefix + name)
+            if isinstance(info.annotation, type) and hasattr(info.annotation, "model_fields"):
+                walk(info.annotation, f"{prefix}{name}.")
+
+    walk(Settings, "")
+    assert set(names) == expected and "kafka.security.sasl_password_file" in expected
     by_name = {r[0]: r for r in rows}
     assert by_name["update.steps"][1:3] == ("int", "25")
     assert by_name["detector.shape"][2] == "required"

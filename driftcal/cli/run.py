@@ -27,13 +27,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
+def report_config_error(exc: ConfigError) -> None:
+    """One ``driftcal: error:`` line per problem, on stderr."""
+    for problem in exc.problems:
+        print(f"driftcal: error: invalid configuration: {problem}", file=sys.stderr)
+
+
 def load_or_report(path: Path | None, **overrides: object) -> Settings | None:
     """Settings, or None after printing one ``driftcal: error:`` line per problem."""
     try:
         return load_settings(path, **overrides)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"driftcal: error: invalid configuration: {problem}", file=sys.stderr)
+        report_config_error(exc)
         return None
 
 
@@ -43,8 +48,14 @@ def run(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
     from driftcal.obs.logging import setup_logging, teardown_logging
+    from driftcal.stream.kafka import client_security
     from driftcal.stream.runner import serve
 
+    try:
+        client_security(settings.kafka.security)  # read the secret and TLS files now, before anything starts
+    except ConfigError as exc:
+        report_config_error(exc)
+        return 2
     setup_logging(settings.log_level, json=settings.log_json)
     try:
         return 0 if asyncio.run(serve(settings)) else 1

@@ -19,7 +19,14 @@ from driftcal.obs.health import Health
 from driftcal.obs.metrics import Metrics
 from driftcal.obs.server import ObsServer
 from driftcal.stream.daemon import Daemon
-from driftcal.stream.kafka import KafkaSink, KafkaSource, TopicSpec, TransactionalKafkaSink, ensure_topics
+from driftcal.stream.kafka import (
+    KafkaSink,
+    KafkaSource,
+    TopicSpec,
+    TransactionalKafkaSink,
+    client_security,
+    ensure_topics,
+)
 from driftcal.stream.transport import TransportError
 
 log = logging.getLogger(__name__)
@@ -58,7 +65,9 @@ async def output_topics(settings: Settings) -> None:
         k.dlq_topic: TopicSpec(config={"retention.ms": str(14 * 24 * 3600 * 1000)}),
     }
     try:
-        await ensure_topics(k.bootstrap, specs, timeout_ms=k.request_timeout_ms)
+        await ensure_topics(
+            k.bootstrap, specs, timeout_ms=k.request_timeout_ms, security=client_security(k.security)
+        )
     except TransportError as exc:  # the producer can still auto-create them; say so and go on
         log.warning("could not create topics %s: %s", ", ".join(specs), exc)
 
@@ -70,8 +79,10 @@ async def last_sequence(settings: Settings) -> int | None:
     """
     k, det = settings.kafka, settings.detector
     key = f"{det.name}/{det.module}".encode()
-    source = KafkaSource(k.bootstrap, [k.output_topic], None, isolation_level="read_committed",
-                         request_timeout_ms=k.request_timeout_ms)  # fmt: skip
+    source = KafkaSource(
+        k.bootstrap, [k.output_topic], None, isolation_level="read_committed",
+        request_timeout_ms=k.request_timeout_ms, security=client_security(k.security),
+    )  # fmt: skip
     best = 0
     try:
         await source.start()
@@ -103,7 +114,9 @@ async def _lags(source: KafkaSource) -> dict:
 def kafka_daemon(settings: Settings, metrics: Metrics, health: Health) -> Daemon:
     """A daemon on Kafka transports built from ``settings.kafka``."""
     k = settings.kafka
-    common = dict(client_id=k.client_id, request_timeout_ms=k.request_timeout_ms)
+    common = dict(
+        client_id=k.client_id, request_timeout_ms=k.request_timeout_ms, security=client_security(k.security)
+    )
     owner: list[Daemon] = []
 
     async def on_revoke(partitions: set) -> None:

@@ -8,6 +8,8 @@
   one transaction (exactly-once publication).
 * :func:`ensure_topics` (:mod:`.admin`) creates topics (the compacted coefficient topic, the
   dead-letter topic).
+* :func:`client_security` (:mod:`.security`) turns the TLS/SASL settings into client options that every
+  client above takes as ``security=``.
 
 Errors: failing to connect and fatal broker answers (authorization, ...) raise
 :class:`~driftcal.stream.transport.TransportError`; transient fetch errors are logged and
@@ -15,8 +17,16 @@ Errors: failing to connect and fatal broker answers (authorization, ...) raise
 """
 
 from driftcal.stream.kafka.admin import TopicSpec, ensure_topics
+from driftcal.stream.kafka.security import client_security
 from driftcal.stream.kafka.sink import KafkaSink
 from driftcal.stream.kafka.source import KafkaSource
 from driftcal.stream.kafka.transactional import TransactionalKafkaSink
 
-__all__ = ["KafkaSink", "KafkaSource", "TopicSpec", "TransactionalKafkaSink", "ensure_topics"]
+__all__ = [
+    "KafkaSink",
+    "KafkaSource",
+    "TopicSpec",
+    "TransactionalKafkaSink",
+    "client_security",
+    "ensure_topics",
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import errors as ke
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -22,15 +23,23 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
-async def ensure_topics(bootstrap: str, specs: Mapping[str, TopicSpec], *, timeout_ms: int = 30000) -> None:
+async def ensure_topics(
+    bootstrap: str,
+    specs: Mapping[str, TopicSpec],
+    *,
+    timeout_ms: int = 30000,
+    security: Mapping[str, Any] | None = None,
+) -> None:
     """Create the topics of ``specs`` that do not exist yet and wait until every partition has a leader.
 
     Existing topics are left as they are (their configuration is not compared with ``specs``).
+    ``security`` holds TLS/SASL client options (:func:`~driftcal.stream.kafka.security.client_security`).
     """
     if not specs:
         return
     timeout_s = timeout_ms / 1000
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
+    options = dict(security or {})
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms, **options)
     try:
         async with asyncio.timeout(timeout_s * 2):
             await admin.start()

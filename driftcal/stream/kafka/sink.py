@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -23,6 +23,7 @@ class KafkaSink(Sink):
     aiokafka retries a batch for as long as the partition leader is unreachable, so a send that is not
     acknowledged within ``send_timeout_s`` (default: ``request_timeout_ms``) raises
     :class:`TransportError`; the message may still be delivered later (at-least-once on a resend).
+    ``security`` holds TLS/SASL client options (:func:`~driftcal.stream.kafka.security.client_security`).
     """
 
     def __init__(
@@ -34,6 +35,7 @@ class KafkaSink(Sink):
         request_timeout_ms: int = 30000,
         max_request_size: int = 1048576,
         send_timeout_s: float | None = None,
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self._timeout_s = send_timeout_s or request_timeout_ms / 1000
@@ -45,6 +47,7 @@ class KafkaSink(Sink):
             "linger_ms": linger_ms,
             "request_timeout_ms": request_timeout_ms,
             "max_request_size": max_request_size,
+            **(security or {}),
         }
         self._producer: AIOKafkaProducer | None = None
 

@@ -50,7 +50,8 @@ class KafkaSource(Source):
     daemon flushes and commits there; it must not wait on a lock that the poll loop holds, since
     aiokafka runs the callback from its coordinator task). It is not called on :meth:`stop`.
     ``start_timeout_s`` bounds :meth:`start` (bootstrap, metadata, first group assignment); by
-    default ``(request_timeout_ms + session_timeout_ms) / 1000``.
+    default ``(request_timeout_ms + session_timeout_ms) / 1000``. ``security`` holds TLS/SASL client
+    options (:func:`~driftcal.stream.kafka.security.client_security`).
     """
 
     def __init__(
@@ -67,6 +68,7 @@ class KafkaSource(Source):
         isolation_level: str = "read_uncommitted",
         on_revoke: Callable[[set[TopicPartition]], Awaitable[None]] | None = None,
         start_timeout_s: float | None = None,
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         if not topics:
             raise ValueError("KafkaSource needs at least one topic")
@@ -88,6 +90,7 @@ class KafkaSource(Source):
             "heartbeat_interval_ms": min(3000, session_timeout_ms // 3),
             "auto_offset_reset": auto_offset_reset,
             "isolation_level": isolation_level,
+            **(security or {}),
         }
         self._consumer: AIOKafkaConsumer | None = None
         self._paused = False
