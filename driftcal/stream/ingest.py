@@ -14,6 +14,7 @@ were stored (at-least-once): see :meth:`Item.offsets`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -94,6 +95,7 @@ class Ingest:
         self.rejected = 0
         self.probe_every_s = 5.0
         self.probe_timeout_s = 5.0
+        self.lag_every_s = 2.0
         self._last_probe = float("-inf")
 
     def decode(self, record: Record) -> Item | CodecError:
@@ -157,8 +159,36 @@ class Ingest:
             return
         self.health.progress()
 
+    def _publish_lag(self) -> None:
+        for tp, lag in self.source.lag().items():
+            self.metrics.set_lag(tp[0], tp[1], lag)
+
+    async def _refresh_lag(self) -> None:
+        """Ask for the end offsets every ``lag_every_s``, so the lag stays true while the poll loop waits.
+
+        The end the client learns from fetch responses goes stale under backpressure: a paused partition,
+        or one with prefetched records, is not fetched, so the lag it gives stops rising exactly when
+        the daemon falls behind.
+        """
+        while not self.stopping.is_set():
+            try:
+                await asyncio.wait_for(self.source.end_offsets(), self.probe_timeout_s)
+                self._publish_lag()
+            except (TransportError, TimeoutError) as exc:
+                log.debug("%s: end offsets for the lag: %s", self.kind, exc or "no answer")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), self.lag_every_s)
+
     async def run(self) -> None:
         """Poll until :attr:`stopping` is set. Transport errors are logged and retried, never fatal."""
+        refresher = asyncio.create_task(self._refresh_lag())
+        try:
+            await self._poll_loop()
+        finally:
+            refresher.cancel()
+            await asyncio.gather(refresher, return_exceptions=True)
+
+    async def _poll_loop(self) -> None:
         while not self.stopping.is_set():
             self.health.beat()
             self._maybe_resume()
@@ -172,8 +202,7 @@ class Ingest:
                 await asyncio.sleep(1.0)
                 continue
             await self._note_progress(bool(records))
-            for tp, lag in self.source.lag().items():
-                self.metrics.set_lag(tp[0], tp[1], lag)
+            self._publish_lag()
             for record in records:
                 decoded = self.decode(record)
                 if isinstance(decoded, CodecError):

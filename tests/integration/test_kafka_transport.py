@@ -141,6 +141,25 @@ async def test_lag_is_positive_after_producing_without_consuming(kafka_bootstrap
         await source.stop()
 
 
+async def test_lag_of_a_paused_partition_follows_the_end_offsets(kafka_bootstrap: str) -> None:
+    """A paused partition is not fetched, so only an end-offsets request shows what arrived since."""
+    topic = new_topic("lagpause")
+    await ensure_topics(kafka_bootstrap, {topic: TopicSpec(partitions=1)})
+    await produce(kafka_bootstrap, topic, 5)
+    source = KafkaSource(kafka_bootstrap, [topic], new_topic("group"), max_poll_records=5, **FAST)
+    await source.start()
+    try:
+        assert len(await drain(source, 5)) == 5
+        source.pause()
+        await produce(kafka_bootstrap, topic, 25, start=5)
+        await asyncio.sleep(1.0)
+        assert source.lag().get((topic, 0), 0) < 20  # the fetch metadata has not seen the new records
+        assert await source.end_offsets() == {(topic, 0): 25}
+        assert source.lag() == {(topic, 0): 20}
+    finally:
+        await source.stop()
+
+
 async def test_no_group_reads_every_partition_from_the_beginning(kafka_bootstrap: str) -> None:
     topic = new_topic("reference")
     await ensure_topics(kafka_bootstrap, {topic: TopicSpec(partitions=2)})

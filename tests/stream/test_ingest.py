@@ -285,3 +285,21 @@ async def test_readiness_follows_the_broker_not_empty_polls() -> None:
     finally:
         ingest.stopping.set()
         await asyncio.wait_for(task, 5)
+
+
+@pytest.mark.asyncio
+async def test_the_lag_metric_keeps_rising_while_the_queue_is_full() -> None:
+    """The poll loop waits on the full queue; the lag refresher still reports what piles up."""
+    async with _rig(maxsize=1, max_records=1) as rig:
+        rig.ingest.lag_every_s = 0.05
+        await rig.send(_blob(_events(1)))
+        await rig.send(_blob(_events(1, seed=1), first_event=1))
+        async with asyncio.timeout(3.0):
+            while not rig.queue.full():
+                await asyncio.sleep(0.01)
+        for i in range(2, 30):  # nobody drains the queue: the poll loop is stuck in put()
+            await rig.send(_blob(_events(1, seed=i), first_event=i))
+        async with asyncio.timeout(3.0):
+            while rig.metrics.value("driftcal_consumer_lag_messages", topic=TOPIC, partition="0") < 27:
+                await asyncio.sleep(0.02)
+        assert not rig.task.done()

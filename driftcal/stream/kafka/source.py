@@ -96,6 +96,7 @@ class KafkaSource(Source):
         self._paused = False
         self._stopping = False
         self._handed_out: dict[TopicPartition, int] = {}  # next offset after the last record returned
+        self._ends: dict[TopicPartition, int] = {}  # from the last end_offsets() answer
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -131,6 +132,7 @@ class KafkaSource(Source):
             self._stopping = True
             await consumer.stop()
         self._handed_out.clear()
+        self._ends.clear()
 
     def _require(self) -> AIOKafkaConsumer:
         if self._consumer is None:
@@ -216,8 +218,9 @@ class KafkaSource(Source):
     def lag(self) -> dict[TopicPartition, int]:
         """``end - position`` per assigned partition from cached fetch metadata (never blocks or raises).
 
-        ``end`` is the high watermark (the last stable offset with ``read_committed``); partitions whose
-        end is not known yet (no fetch response so far) are left out.
+        ``end`` is the high watermark (the last stable offset with ``read_committed``) from the last fetch
+        response, or the last :meth:`end_offsets` answer if that is further on (a paused partition, or one
+        with prefetched records, is not fetched); partitions whose end is not known yet are left out.
         """
         consumer = self._consumer
         lags: dict[TopicPartition, int] = {}
@@ -228,6 +231,9 @@ class KafkaSource(Source):
                 end = consumer.last_stable_offset(tp) if self._read_committed else None
                 if end is None or end < 0:
                     end = consumer.highwater(tp)
+                asked = self._ends.get((tp.topic, tp.partition))
+                if asked is not None and (end is None or asked > end):
+                    end = asked
                 position = self._cached_position(consumer, tp)
                 if end is not None and position is not None:
                     lags[(tp.topic, tp.partition)] = max(0, end - position)
@@ -255,7 +261,9 @@ class KafkaSource(Source):
             ends = await asyncio.wait_for(consumer.end_offsets(assigned), self._request_timeout_s * 2)
         except (*_CONNECT_ERRORS, ke.IllegalOperation) as err:
             raise TransportError(f"end offsets from Kafka at {self.bootstrap}: {_describe(err)}") from err
-        return {(tp.topic, tp.partition): int(o) for tp, o in ends.items()}
+        answer = {(tp.topic, tp.partition): int(o) for tp, o in ends.items()}
+        self._ends.update(answer)
+        return answer
 
     async def seek_to_beginning(self) -> None:
         """Read every assigned partition again from its first available offset."""
@@ -273,6 +281,7 @@ class KafkaSource(Source):
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:
             self._handed_out.pop(tp, None)
+            self._ends.pop(tp, None)
         if revoked:
             log.info("revoking partitions: %s", sorted(f"{t}/{p}" for t, p in revoked))
         if self._on_revoke is not None and revoked and not self._stopping:
