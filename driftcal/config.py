@@ -92,6 +92,11 @@ class KafkaSettings(BaseModel):
     bootstrap: str = Field("localhost:9092", description="Bootstrap servers, comma-separated host:port.")
     client_id: str = Field("driftcal", description="Kafka client id.")
     group_id: str = Field("driftcal", description="Consumer group of the event consumer.")
+    group_instance_id: str | None = Field(
+        None,
+        description="Static group membership (KIP-345): a restarted instance with the same id gets its "
+        "partitions back at once instead of after session_timeout_ms. One per instance.",
+    )
     input_topic: str = Field("driftcal.events", description="Topic of incoming event batches.")
     reference_topic: str = Field(
         "driftcal.reference", description="Topic of reference events (source=topic)."

@@ -125,7 +125,8 @@ def kafka_daemon(settings: Settings, metrics: Metrics, health: Health) -> Daemon
 
     events = KafkaSource(
         k.bootstrap, [k.input_topic], k.group_id, max_poll_records=k.max_poll_records,
-        session_timeout_ms=k.session_timeout_ms, on_revoke=on_revoke, **common,
+        session_timeout_ms=k.session_timeout_ms, group_instance_id=k.group_instance_id, on_revoke=on_revoke,
+        **common,
     )  # fmt: skip
     reference = None
     if settings.reference.source == "topic":

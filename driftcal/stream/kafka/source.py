@@ -51,7 +51,9 @@ class KafkaSource(Source):
     aiokafka runs the callback from its coordinator task). It is not called on :meth:`stop`.
     ``start_timeout_s`` bounds :meth:`start` (bootstrap, metadata, first group assignment); by
     default ``(request_timeout_ms + session_timeout_ms) / 1000``. ``security`` holds TLS/SASL client
-    options (:func:`~driftcal.stream.kafka.security.client_security`).
+    options (:func:`~driftcal.stream.kafka.security.client_security`). ``group_instance_id`` makes the
+    membership static (KIP-345): a restart with the same id takes its partitions back without waiting
+    for the old member's session to expire.
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class KafkaSource(Source):
         on_revoke: Callable[[set[TopicPartition]], Awaitable[None]] | None = None,
         start_timeout_s: float | None = None,
         security: Mapping[str, Any] | None = None,
+        group_instance_id: str | None = None,
     ) -> None:
         if not topics:
             raise ValueError("KafkaSource needs at least one topic")
@@ -90,6 +93,7 @@ class KafkaSource(Source):
             "heartbeat_interval_ms": min(3000, session_timeout_ms // 3),
             "auto_offset_reset": auto_offset_reset,
             "isolation_level": isolation_level,
+            **({"group_instance_id": group_instance_id} if group_instance_id else {}),
             **(security or {}),
         }
         self._consumer: AIOKafkaConsumer | None = None

@@ -55,7 +55,8 @@ def kill9(bootstrap: str, workdir: Path, *, changed_events: int = 6000, seed: in
     blobs = blobs_of(aged_stream(2000, changed_events, seed), "kill")
     config = daemon_config(
         bootstrap, "kill",
-        kafka={"transactions": True, "transactional_id": f"tx-{workdir.name}-{seed}"},
+        kafka={"transactions": True, "transactional_id": f"tx-{workdir.name}-{seed}",
+               "group_instance_id": f"kill-{workdir.name}-{seed}"},
         reference={"first_events": 2000, "max_events": 2000},
         window={"min_events": 500},
         update={"every_seconds": 1.0, "initial_steps": 150, "lr_theta": 0.005},
