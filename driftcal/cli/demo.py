@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -34,7 +35,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--config", type=Path, metavar="FILE", help="YAML overriding the demo settings")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulated detector (default 0)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
+    parser.add_argument(
+        "--gain-step", type=gain_step, metavar="EVENTS:FACTOR",
+        help="from this many streamed events on (after the reference), multiply every gain of the "
+        "module by FACTOR (< 1: a sudden drop, > 1: a jump; 3 raises the drift alarm)",
+    )  # fmt: skip
     return parser
+
+
+def gain_step(text: str) -> tuple[int, float]:
+    """``EVENTS:FACTOR`` of ``--gain-step``.
+
+    >>> gain_step("3000:3"), gain_step("500:0.3")
+    ((3000, 3.0), (500, 0.3))
+    """
+    events, sep, factor = text.partition(":")
+    try:
+        at, f = int(events), float(factor)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected EVENTS:FACTOR, got {text!r}") from None
+    if not sep or at < 0 or not (math.isfinite(f) and f > 0):
+        raise argparse.ArgumentTypeError(f"expected EVENTS >= 0 and a finite FACTOR > 0, got {text!r}")
+    return at, f
 
 
 def _status_printer(tty: bool):  # noqa: ANN202 - a closure
@@ -77,12 +99,13 @@ def run(args: argparse.Namespace) -> int:
         port = server.start()
         print(f"driftcal demo: metrics on http://127.0.0.1:{port}/metrics", file=sys.stderr)
     tty = sys.stderr.isatty()
+    step = {} if args.gain_step is None else {"step_at": args.gain_step[0], "step_factor": args.gain_step[1]}
     try:
         report = asyncio.run(
             run_demo(
                 settings,
                 duration_s=args.duration,
-                stream=DemoStream(seed=args.seed),
+                stream=DemoStream(seed=args.seed, **step),
                 metrics=metrics,
                 health=health,
                 on_status=_status_printer(tty),

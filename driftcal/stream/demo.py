@@ -3,9 +3,11 @@
 A simulated DAQ (:class:`~driftcal.sim.drifting.DriftingCalorimeter`) first sends reference events of
 the nominal detector, then a stream whose gains keep falling with the events seen (time-dependent
 aging, already aged by ``start`` events when streaming begins), with a malformed message every
-``bad_every`` batches to show the dead-letter path. Everything goes through the wire codec and the
-in-memory broker, so the daemon runs exactly as in production. Since the simulation knows the truth,
-the demo scores the daemon's coefficients against it (RMSE over cells with signal).
+``bad_every`` batches to show the dead-letter path, and optionally a sudden step of the whole module's
+gains (from ``step_at`` streamed events on, times ``step_factor``) to show the drift alarm. Everything
+goes through the wire codec and the in-memory broker, so the daemon runs exactly as in production.
+Since the simulation knows the truth, the demo scores the daemon's coefficients against it (RMSE over
+cells with signal).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from driftcal.calib.metrics import active_cells, rmse
 from driftcal.config import Settings
 from driftcal.obs.health import Health
 from driftcal.obs.metrics import Metrics
+from driftcal.sim.aging import ModuleDrop
 from driftcal.sim.drifting import DriftingCalorimeter
 from driftcal.sim.geometry import CalorimeterGeometry
 from driftcal.sim.readout import Readout
@@ -63,6 +66,23 @@ class DemoStream:
     batch_size: int = 250
     bad_every: int = 25  # a malformed message every this many batches (0: none)
     seed: int = 0
+    step_at: int | None = None  # streamed events (after the reference) at which the gains step
+    step_factor: float = 0.5  # factor on every cell's gain from step_at on (< 1 a drop, > 1 a jump)
+
+    def drops(self) -> tuple[ModuleDrop, ...]:
+        """The sudden gain step of the whole module, if any, at its absolute stream position.
+
+        >>> DemoStream(start=10, step_at=5, step_factor=0.4).drops()[0].at_event
+        15
+        >>> DemoStream().drops()
+        ()
+        """
+        if self.step_at is None:
+            return ()
+        if self.step_at < 0 or self.step_factor <= 0:
+            raise ValueError(f"need step_at >= 0 and step_factor > 0, got {self.step_at}, {self.step_factor}")
+        at = self.start + self.step_at
+        return (ModuleDrop(at_event=at, cells=(slice(None),), factor=self.step_factor),)
 
 
 @dataclass
@@ -141,7 +161,7 @@ async def run_demo(
     readout = Readout(noise=det.noise or 0.0, threshold=det.threshold)
     sim = await asyncio.to_thread(
         DriftingCalorimeter, _geometry(det.shape), readout=readout, rate=stream.rate, start=stream.start,
-        epsilon=stream.epsilon, seed=stream.seed,
+        epsilon=stream.epsilon, seed=stream.seed, drops=stream.drops(),
     )  # fmt: skip
     mask = active_cells(await asyncio.to_thread(sim.reference, 4000))
     report = DemoReport()
