@@ -10,25 +10,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from driftcal.stream.kafka import TransactionalKafkaSink
 from driftcal.stream.transport import Outgoing, TransportError
+from driftcal.testing.faults.harness import committed_values
 from driftcal.testing.kafka_broker import create_topics
 
 pytestmark = pytest.mark.integration
-
-
-async def _committed_values(bootstrap: str, topic: str) -> list[bytes]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-        isolation_level="read_committed",
-    )  # fmt: skip
-    await consumer.start()
-    values: list[bytes] = []
-    try:
-        for _ in range(6):
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                values.extend(r.value for r in batch)
-    finally:
-        await consumer.stop()
-    return values
 
 
 @pytest.mark.asyncio
@@ -44,7 +29,7 @@ async def test_documents_and_offsets_in_one_transaction(kafka_bootstrap: str) ->
         await sink.send_all([Outgoing(out, b"doc-2", key=b"calo/0")])
     finally:
         await sink.stop()
-    assert await _committed_values(kafka_bootstrap, out) == [b"doc-1", b"doc-2"]
+    assert await committed_values(kafka_bootstrap, out) == [b"doc-1", b"doc-2"]
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -69,4 +54,4 @@ async def test_a_new_instance_with_the_same_id_fences_the_old_one(kafka_bootstra
             await old.send_all([Outgoing(out, b"zombie")])
     finally:
         await asyncio.gather(old.stop(), new.stop(), return_exceptions=True)
-    assert await _committed_values(kafka_bootstrap, out) == [b"from-old", b"from-new"]
+    assert await committed_values(kafka_bootstrap, out) == [b"from-old", b"from-new"]

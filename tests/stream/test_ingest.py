@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import struct
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from driftcal.stream.ingest import ERROR_HEADER, SOURCE_HEADER, Ingest, Item
 from driftcal.stream.memory import MemoryBroker, MemorySink, MemorySource
 from driftcal.stream.replay import to_batch
 from driftcal.stream.transport import Outgoing
+from driftcal.testing.faults.corpus import rewrite_header
 
 CELLS = (2, 2, 2)
 SPEC = DetectorSpec(cells=CELLS, noise=0.1, detector="t")
@@ -31,15 +31,6 @@ def _events(n: int = 3, seed: int = 0) -> np.ndarray:
 
 def _blob(events: np.ndarray, first_event: int = 0, layout: str = "dense") -> bytes:
     return encode(to_batch(events, detector="t", module="0", first_event=first_event, layout=layout))
-
-
-def _rewrite(blob: bytes, edit: Callable[[dict], None]) -> bytes:
-    """Edit a valid blob's JSON header (keeping the data) and re-frame it."""
-    (n,) = struct.unpack_from("<Q", blob)
-    header = json.loads(blob[8 : 8 + n])
-    edit(header)
-    text = json.dumps(header).encode()
-    return struct.pack("<Q", len(text)) + text + blob[8 + n :]
 
 
 def _bad_blobs() -> dict[str, tuple[bytes, str | None]]:
@@ -63,27 +54,27 @@ def _bad_blobs() -> dict[str, tuple[bytes, str | None]]:
         "truncated header": (good[:30], "truncated"),
         "truncated data": (good[:-4], "size"),
         "header not json": (struct.pack("<Q", 6) + b"{oops}" + b"\0" * 16, "bad_header"),
-        "unknown schema": (_rewrite(good, set_meta("schema", "driftcal.events/0")), "unknown_schema"),
+        "unknown schema": (rewrite_header(good, set_meta("schema", "driftcal.events/0")), "unknown_schema"),
         "wrong shape": (_blob(np.ones((2, 2, 2, 3), np.float32)), "shape"),
         "nan": (_blob(nan), "non_finite"),
         "below noise floor": (_blob(negative), "below_noise_floor"),
-        "wrong dtype": (_rewrite(good, lambda h: h["energy"].__setitem__("dtype", "F64")), "dtype"),
-        "huge declared size": (_rewrite(good, huge), "size"),
+        "wrong dtype": (rewrite_header(good, lambda h: h["energy"].__setitem__("dtype", "F64")), "dtype"),
+        "huge declared size": (rewrite_header(good, huge), "size"),
         "other detector": (
             encode(EventBatch(detector="x", module="0", first_event=0, energy=_events())),
             "detector",
         ),
         # header values of the wrong JSON type once made decode raise TypeError/OverflowError
-        "layout is a list": (_rewrite(good, set_meta("layout", ["dense"])), "bad_header"),
+        "layout is a list": (rewrite_header(good, set_meta("layout", ["dense"])), "bad_header"),
         "dtype is a list": (
-            _rewrite(good, lambda h: h["energy"].__setitem__("dtype", ["F32"])),
+            rewrite_header(good, lambda h: h["energy"].__setitem__("dtype", ["F32"])),
             "dtype",
         ),
         "shape overflows": (
-            _rewrite(good, lambda h: h["energy"].__setitem__("shape", [10**30])),
+            rewrite_header(good, lambda h: h["energy"].__setitem__("shape", [10**30])),
             "shape",
         ),
-        "first_event too large": (_rewrite(good, set_meta("first_event", str(10**40))), "bad_header"),
+        "first_event too large": (rewrite_header(good, set_meta("first_event", str(10**40))), "bad_header"),
     }
 
 

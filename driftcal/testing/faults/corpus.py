@@ -27,7 +27,8 @@ def good_blob(events: np.ndarray, detector: str, first_event: int) -> bytes:
     return encode(to_batch(events, detector=detector, module="0", first_event=first_event, layout="dense"))
 
 
-def _rewrite(blob: bytes, edit: Callable[[dict], None]) -> bytes:
+def rewrite_header(blob: bytes, edit: Callable[[dict], None]) -> bytes:
+    """``blob`` with its JSON header changed by ``edit`` (the data kept), re-framed."""
     (n,) = struct.unpack_from("<Q", blob)
     header = json.loads(blob[8 : 8 + n])
     edit(header)
@@ -47,9 +48,9 @@ def bad_blob(kind: str, events: np.ndarray, detector: str, rng: np.random.Genera
     if kind == "bad_header":
         return struct.pack("<Q", 12) + b"{not json!!}" + good[20:]
     if kind == "unknown_schema":
-        return _rewrite(good, lambda h: h["__metadata__"].__setitem__("schema", "driftcal.events/9"))
+        return rewrite_header(good, lambda h: h["__metadata__"].__setitem__("schema", "driftcal.events/9"))
     if kind == "dtype":
-        return _rewrite(good, lambda h: h["energy"].__setitem__("dtype", "F64"))
+        return rewrite_header(good, lambda h: h["energy"].__setitem__("dtype", "F64"))
     if kind == "shape":
         wrong = events.reshape(len(events), -1)[:, :-1].copy()
         return encode(to_batch(wrong, detector=detector, module="0", first_event=0, layout="dense"))
@@ -64,7 +65,7 @@ def bad_blob(kind: str, events: np.ndarray, detector: str, rng: np.random.Genera
             h["energy"]["shape"] = shape
             h["energy"]["data_offsets"] = [0, int(np.prod(shape)) * 4]
 
-        return _rewrite(good, grow)
+        return rewrite_header(good, grow)
     raise ValueError(kind)
 
 

@@ -232,23 +232,28 @@ async def produce(
     return time.monotonic() - t0
 
 
-async def committed_documents(bootstrap: str, topic: str) -> list[CoefficientDocument]:
-    """Every document a ``read_committed`` reader of ``topic`` sees, in order."""
+async def committed_values(bootstrap: str, topic: str) -> list[bytes]:
+    """Every message value a ``read_committed`` reader of ``topic`` sees, in order (until 2 s of quiet)."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
         isolation_level="read_committed",
     )  # fmt: skip
     await consumer.start()
-    docs: list[CoefficientDocument] = []
+    values: list[bytes] = []
     try:
         idle = 0
         while idle < 4:
             batch = await consumer.getmany(timeout_ms=500)
             idle = 0 if batch else idle + 1
-            docs += [CoefficientDocument.from_json(r.value) for part in batch.values() for r in part]
+            values += [r.value for part in batch.values() for r in part]
     finally:
         await consumer.stop()
-    return docs
+    return values
+
+
+async def committed_documents(bootstrap: str, topic: str) -> list[CoefficientDocument]:
+    """Every coefficient document a ``read_committed`` reader of ``topic`` sees, in order."""
+    return [CoefficientDocument.from_json(value) for value in await committed_values(bootstrap, topic)]
 
 
 async def read_all(bootstrap: str, topic: str, *, expected: int, timeout_s: float = 60.0) -> list:
