@@ -10,7 +10,7 @@ import torch
 
 from driftcal.calib.baselines import MeanShift, QuantileGain, QuantileShift, RatioOfMeans
 from driftcal.calib.recipes import Recipe, default_recipe, make_engine
-from driftcal.calib.training import probe_distance, run_engine, split_holdout
+from driftcal.calib.training import StepCallback, probe_distance, run_engine, split_holdout
 from driftcal.errors import InputError
 
 Method = Literal["adversarial", "ratio-of-means", "quantile", "auto"]
@@ -66,6 +66,9 @@ def fit(
     device: str = "auto",
     progress: bool = False,
     recipe: Recipe | None = None,
+    callback: StepCallback | None = None,
+    bf16: bool = False,
+    probe_steps: int = 100,
 ) -> FitResult:
     """Fit the physical coefficients that map ``reference`` onto ``changed``.
 
@@ -74,6 +77,11 @@ def fit(
     fixed). ``method`` is the adversarial engine or one of the baselines. For cell-gain the
     adversarial fit starts from the per-cell quantile fit (the hybrid) unless the recipe says
     otherwise. ``threshold`` and ``noise`` describe the readout.
+
+    Adversarial only: ``callback(engine, stats)`` runs after every step and stops the run by
+    returning True (see :func:`~driftcal.calib.training.run_engine`); ``bf16`` trains the critic under
+    bf16 autocast on CUDA; ``probe_steps`` critic-only steps measure the held-out distance before and
+    after (0 skips the probes and leaves ``distance_before``/``distance_after`` None).
     """
     if model not in MODELS:
         raise InputError(f"unknown model {model!r}; use one of {', '.join(MODELS)}")
@@ -97,6 +105,9 @@ def fit(
         device=device,
         progress=progress,
         recipe=recipe,
+        callback=callback,
+        bf16=bf16,
+        probe_steps=probe_steps,
     )
 
 
@@ -112,13 +123,23 @@ def _fit_adversarial(
     device: str,
     progress: bool,
     recipe: Recipe | None,
+    callback: StepCallback | None = None,
+    bf16: bool = False,
+    probe_steps: int = 100,
 ) -> FitResult:
     event_shape = tuple(reference.shape[1:])
     recipe = recipe or default_recipe(model, event_shape)
     if steps is not None:  # the θ schedule spans the whole budget
         recipe = replace(recipe, steps=steps, engine=replace(recipe.engine, schedule_steps=steps))
     engine = make_engine(
-        model, event_shape, noise=noise, threshold=threshold, recipe=recipe, seed=seed, device=device
+        model,
+        event_shape,
+        noise=noise,
+        threshold=threshold,
+        recipe=recipe,
+        seed=seed,
+        device=device,
+        bf16=bf16,
     )
     gen = torch.Generator().manual_seed(seed)
     ref = torch.as_tensor(np.asarray(reference, dtype=np.float32))
@@ -137,13 +158,22 @@ def _fit_adversarial(
     holdout = (ref_hold.to(to_dev), chg_hold.to(to_dev))
     engine.prepare(ref_train, chg_train)
     history = run_engine(
-        engine, ref_train, chg_train, steps=recipe.steps, holdout=holdout, stop=recipe.stop, progress=progress
+        engine,
+        ref_train,
+        chg_train,
+        steps=recipe.steps,
+        holdout=holdout,
+        stop=recipe.stop,
+        progress=progress,
+        callback=callback,
     )
     train = (ref_train, chg_train)
     final = engine.coefficients().to(engine.device)
     identity = torch.ones_like(final) if model == "cell-gain" else torch.zeros_like(final)
-    before = probe_distance(engine, identity, train, holdout)
-    after = probe_distance(engine, final, train, holdout)
+    before = after = None
+    if probe_steps > 0:
+        before = probe_distance(engine, identity, train, holdout, steps=probe_steps)
+        after = probe_distance(engine, final, train, holdout, steps=probe_steps)
     return FitResult(
         model=model,  # type: ignore[arg-type]
         method=method,

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
 
 from driftcal.calib.engine import AdversarialEngine
+
+#: Called after every engine step with the engine and the step's statistics; returning True stops the run.
+StepCallback = Callable[[AdversarialEngine, dict[str, float]], "bool | None"]
 
 
 @dataclass
@@ -44,12 +48,14 @@ def run_engine(
     holdout: tuple[torch.Tensor, torch.Tensor] | None = None,
     stop: StopRule | None = None,
     progress: bool = False,
+    callback: StepCallback | None = None,
 ) -> list[dict[str, float]]:
     """Run up to ``steps`` engine steps; returns the evaluation history.
 
     Each history entry holds ``step``, the training ``distance`` of the last step, the held-out
     distance ``heldout`` (when ``holdout`` is given) and ``theta_change`` (RMS change of the
-    averaged θ since the previous entry).
+    averaged θ since the previous entry). ``callback(engine, stats)``, when given, runs after every
+    step (e.g. to record the coefficients' error against a known truth); returning True stops the run.
     """
     stop = stop or StopRule()
     history: list[dict[str, float]] = []
@@ -65,6 +71,8 @@ def run_engine(
             stats = engine.step(reference, changed)
             if bar is not None:
                 bar.update(1)
+            if callback is not None and callback(engine, stats):
+                break
             if i % stop.eval_every and i != steps:
                 continue
             current = engine.theta_avg.detach()

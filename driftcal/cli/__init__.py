@@ -31,6 +31,7 @@ COMMANDS: tuple[str, ...] = (
     "run",
     "demo",
     "replay",
+    "report",
 )
 
 EXIT_OK = 0
