@@ -114,6 +114,7 @@ class Daemon:
         self.sequence_reader: Callable[[], Awaitable[int | None]] | None = None
         self.resync_sequence = False
         self.resync_after = 0.0
+        self.commit_after = 0.0  # after a failed commit, the loop waits a second before the next try
 
     # -- control ---------------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -177,8 +178,8 @@ class Daemon:
         self.health.set_reference_ready(self.reference_ready)
         return count
 
-    async def _commit(self) -> None:
-        if not self.pending:
+    async def _commit(self, *, force: bool = False) -> None:
+        if not self.pending or (not force and self.clock() < self.commit_after):
             return
         offsets, self.pending = self.pending, {}
         try:
@@ -189,6 +190,7 @@ class Daemon:
             self.health.progress()
         except TransportError as exc:
             log.warning("commit failed (%s); will retry", exc)
+            self.commit_after = self.clock() + 1.0
             self._keep_pending(offsets)
 
     def _keep_pending(self, offsets: dict[TopicPartition, int]) -> None:
@@ -203,7 +205,7 @@ class Daemon:
         reads them again (at-least-once). Takes no lock the poll loop holds.
         """
         log.info("partitions revoked: %s; committing what is stored", sorted(partitions))
-        await self._commit()
+        await self._commit(force=True)
 
     # -- updating --------------------------------------------------------------------------------------
     def _update_due(self) -> bool:
@@ -273,11 +275,13 @@ class Daemon:
         if reason is None:
             return
         if self.resync_sequence and self.sequence_reader is not None:
-            if self.clock() < self.resync_after:
+            if self.clock() < self.resync_after and not force:
                 return
             last = await self.sequence_reader()
             if last is None:  # the output cannot be read yet: publish later
                 self.resync_after = self.clock() + 5.0
+                if force:
+                    log.warning("final document not published: the output topic could not be read")
                 return
             self.policy.sequence = max(self.policy.sequence, last)
             self.resync_sequence = False
@@ -390,7 +394,7 @@ class Daemon:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._drain()
-            await self._commit()
+            await self._commit(force=True)
             await self._publish(force=True)
             await self._checkpoint()  # also when the final publication failed
             for part in (self.events, self.reference_source, self.sink, self.dlq):

@@ -131,7 +131,8 @@ def broker_outage(workdir: Path, *, outage_s: float = 35.0, seed: int = 41) -> S
 
     ``recovery_seconds``: from the broker's restart to ``/readyz`` answering 200 again. ``details``:
     ``not_ready_after_seconds`` (outage start to ``/readyz`` 503), ``alive_during_outage`` (``/healthz``
-    200 while the broker was away) and ``events_sent``/``events_consumed``.
+    200 while the broker was away) and ``events_sent``/``events_consumed``. The daemon must publish again
+    after the outage before it is stopped.
     """
     stream = aged_stream(1000, 3000, seed)
     blobs = blobs_of(stream, "outage")
@@ -150,6 +151,7 @@ def broker_outage(workdir: Path, *, outage_s: float = 35.0, seed: int = 41) -> S
                 lambda: daemon.ready() and daemon.events_consumed() >= len(stream) // 2,
                 120, "ready with the first half consumed",
             )  # fmt: skip
+            before = daemon.published()
             broker.stop()
             t0 = time.monotonic()
             waited = daemon.until(lambda: daemon.get("readyz")[0] == 503, outage_s + 30, "not ready")
@@ -162,6 +164,7 @@ def broker_outage(workdir: Path, *, outage_s: float = 35.0, seed: int = 41) -> S
             daemon.until(lambda: daemon.events_consumed() >= len(stream), 120, "every event consumed")
             result.details["events_consumed"] = daemon.events_consumed()
             _wait_committed(daemon, bootstrap, config, len(blobs), 60)
+            daemon.until(lambda: daemon.published() > before, 60, "a document after the outage")
             daemon.terminate()
         finally:
             daemon.close()
