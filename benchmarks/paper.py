@@ -40,18 +40,8 @@ from paper_tracker import run_tracker
 
 from driftcal import __version__
 from driftcal.calib.recipes import make_critic
+from driftcal.report.load import SCHEMA, STUDIES
 from driftcal.report.reference import PAPER, PAPER_EPSILON
-
-STUDIES = (
-    "esum",
-    "tracker_noise",
-    "rmse_vs_epoch",
-    "cellwise",
-    "esum_calibrated",
-    "epsilon_sweep",
-    "threshold_sweep",
-)
-SCHEMA = "driftcal.paper/1"
 
 SCALES: dict[str, Scale] = {
     "quick": Scale(

@@ -8,6 +8,9 @@ from typing import Any
 
 from driftcal.errors import DriftcalError
 
+#: The schema tag of a result document.
+SCHEMA = "driftcal.paper/1"
+#: The study sections of a result document, in the order of the paper's figures.
 STUDIES = (
     "esum",
     "tracker_noise",

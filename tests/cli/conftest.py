@@ -9,39 +9,6 @@ import numpy as np
 import pytest
 
 from driftcal.calib import fit as fitting
-from driftcal.cli import main
-
-
-@dataclass
-class Outcome:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def err_lines(self) -> list[str]:
-        return self.err.strip().splitlines()
-
-    def assert_input_error(self, *needles: str) -> str:
-        """Exit 2, exactly one stderr line ``driftcal: error: ...`` containing every needle."""
-        assert self.code == 2, (self.code, self.err)
-        assert "Traceback" not in self.err
-        assert len(self.err_lines) == 1, self.err
-        line = self.err_lines[0]
-        assert line.startswith("driftcal: error: "), line
-        for needle in needles:
-            assert needle.lower() in line.lower(), (needle, line)
-        return line
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]):
-    def run(*argv: object) -> Outcome:
-        code = main([str(a) for a in argv])
-        captured = capsys.readouterr()
-        return Outcome(code, captured.out, captured.err)
-
-    return run
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Shared fixtures: one tiny run of ``benchmarks/paper.py --quick`` per session, the CLI in-process."""
+"""Shared fixtures: one tiny run of ``benchmarks/paper.py --quick`` per session."""
 
 from __future__ import annotations
 
@@ -6,12 +6,9 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from driftcal.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ROOT / "benchmarks"
@@ -61,31 +58,3 @@ def bench_modules(monkeypatch: pytest.MonkeyPatch) -> Path:
     """Make the benchmark modules (``paper_data``, ``paper_tracker``, ...) importable."""
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     return BENCHMARKS
-
-
-@dataclass
-class Outcome:
-    code: int
-    out: str
-    err: str
-
-    def one_error_line(self, *needles: str) -> str:
-        """Exit 2, exactly one ``driftcal: error:`` line on stderr, no traceback, every needle in it."""
-        assert self.code == 2, (self.code, self.err)
-        assert "Traceback" not in self.err
-        lines = self.err.strip().splitlines()
-        assert len(lines) == 1, self.err
-        assert lines[0].startswith("driftcal: error: "), lines[0]
-        for needle in needles:
-            assert needle.lower() in lines[0].lower(), (needle, lines[0])
-        return lines[0]
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]):
-    def run(*argv: object) -> Outcome:
-        code = main([str(a) for a in argv])
-        captured = capsys.readouterr()
-        return Outcome(code, captured.out, captured.err)
-
-    return run

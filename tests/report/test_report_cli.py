@@ -39,7 +39,7 @@ def test_partial_result_renders_what_it_holds(cli, paper_result, tmp_path):
 
 
 def test_missing_file(cli, tmp_path):
-    cli("report", "--from", tmp_path / "nope.json", "--out", tmp_path).one_error_line(
+    cli("report", "--from", tmp_path / "nope.json", "--out", tmp_path).assert_input_error(
         "no such file", "nope.json"
     )
 
@@ -47,7 +47,7 @@ def test_missing_file(cli, tmp_path):
 def test_invalid_json(cli, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    cli("report", "--from", bad, "--out", tmp_path / "o").one_error_line("not valid JSON", "bad.json")
+    cli("report", "--from", bad, "--out", tmp_path / "o").assert_input_error("not valid JSON", "bad.json")
     assert not (tmp_path / "o").exists()
 
 
@@ -63,14 +63,14 @@ def test_invalid_json(cli, tmp_path):
 )
 def test_not_a_result(cli, tmp_path, doc, needle):
     path = _write(tmp_path / "r.json", doc)
-    cli("report", "--from", path, "--out", tmp_path / "o").one_error_line(needle)
+    cli("report", "--from", path, "--out", tmp_path / "o").assert_input_error(needle)
 
 
 def test_malformed_section(cli, tmp_path):
     methods = {m: {} for m in ("adversarial", "ratio_of_means", "w1_per_cell")}
     doc = {"schema": "driftcal.paper/1", "epsilon_sweep": {"methods": methods}}
     path = _write(tmp_path / "r.json", doc)
-    cli("report", "--from", path, "--out", tmp_path / "o").one_error_line("epsilon_sweep", "malformed")
+    cli("report", "--from", path, "--out", tmp_path / "o").assert_input_error("epsilon_sweep", "malformed")
 
 
 @pytest.mark.slow
@@ -79,14 +79,16 @@ def test_malformed_section_of_a_real_result(cli, paper_result, tmp_path):
     broken = copy.deepcopy(doc)
     del broken["esum"]["edges"]
     path = _write(tmp_path / "r.json", broken)
-    cli("report", "--from", path, "--out", tmp_path / "o").one_error_line("'esum' is malformed")
+    cli("report", "--from", path, "--out", tmp_path / "o").assert_input_error("'esum' is malformed")
 
 
 def test_without_matplotlib(cli, tmp_path, monkeypatch):
     methods = {m: {} for m in ("adversarial", "ratio_of_means", "w1_per_cell")}
     path = _write(tmp_path / "r.json", {"schema": "driftcal.paper/1", "esum": {"methods": methods}})
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib → ImportError
-    line = cli("report", "--from", path, "--out", tmp_path / "o").one_error_line("install driftcal[report]")
+    line = cli("report", "--from", path, "--out", tmp_path / "o").assert_input_error(
+        "install driftcal[report]"
+    )
     assert "matplotlib" in line
     assert not (tmp_path / "o").exists()
 
