@@ -51,13 +51,13 @@ def run(args: argparse.Namespace) -> int:
     from driftcal.stream.kafka import client_security
     from driftcal.stream.runner import serve
 
-    try:
-        client_security(settings.kafka.security)  # read the secret and TLS files now, before anything starts
+    try:  # the secret and TLS files are read once, before anything starts
+        security = client_security(settings.kafka.security)
     except ConfigError as exc:
         report_config_error(exc)
         return 2
     setup_logging(settings.log_level, json=settings.log_json)
     try:
-        return 0 if asyncio.run(serve(settings)) else 1
+        return 0 if asyncio.run(serve(settings, security)) else 1
     finally:
         teardown_logging()

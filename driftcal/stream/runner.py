@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from driftcal.coefficients import CoefficientDocument
 from driftcal.config import Settings
@@ -57,22 +58,23 @@ async def stop_within(run: Awaitable[None], stop_requested: asyncio.Event, timeo
     return True
 
 
-async def output_topics(settings: Settings) -> None:
-    """Create the output (compacted, keyed by detector/module) and dead-letter topics if missing."""
+async def output_topics(settings: Settings, security: Mapping[str, Any]) -> None:
+    """Create the output (compacted, keyed by detector/module) and dead-letter topics if missing.
+
+    ``security``: TLS/SASL client options (:func:`~driftcal.stream.kafka.client_security`), here and below.
+    """
     k = settings.kafka
     specs = {
         k.output_topic: TopicSpec(config={"cleanup.policy": "compact"}),
         k.dlq_topic: TopicSpec(config={"retention.ms": str(14 * 24 * 3600 * 1000)}),
     }
     try:
-        await ensure_topics(
-            k.bootstrap, specs, timeout_ms=k.request_timeout_ms, security=client_security(k.security)
-        )
+        await ensure_topics(k.bootstrap, specs, timeout_ms=k.request_timeout_ms, security=security)
     except TransportError as exc:  # the producer can still auto-create them; say so and go on
         log.warning("could not create topics %s: %s", ", ".join(specs), exc)
 
 
-async def last_sequence(settings: Settings) -> int | None:
+async def last_sequence(settings: Settings, security: Mapping[str, Any]) -> int | None:
     """The highest committed sequence number of this module's documents on the output topic.
 
     0 when there is none; None when the topic cannot be read to its end (the broker is unreachable).
@@ -81,7 +83,7 @@ async def last_sequence(settings: Settings) -> int | None:
     key = f"{det.name}/{det.module}".encode()
     source = KafkaSource(
         k.bootstrap, [k.output_topic], None, isolation_level="read_committed",
-        request_timeout_ms=k.request_timeout_ms, security=client_security(k.security),
+        request_timeout_ms=k.request_timeout_ms, security=security,
     )  # fmt: skip
     best = 0
     try:
@@ -111,12 +113,10 @@ async def _lags(source: KafkaSource) -> dict:
     return {tp: lags.get(tp, end) for tp, end in ends.items()}
 
 
-def kafka_daemon(settings: Settings, metrics: Metrics, health: Health) -> Daemon:
+def kafka_daemon(settings: Settings, metrics: Metrics, health: Health, security: Mapping[str, Any]) -> Daemon:
     """A daemon on Kafka transports built from ``settings.kafka``."""
     k = settings.kafka
-    common = dict(
-        client_id=k.client_id, request_timeout_ms=k.request_timeout_ms, security=client_security(k.security)
-    )
+    common = dict(client_id=k.client_id, request_timeout_ms=k.request_timeout_ms, security=security)
     owner: list[Daemon] = []
 
     async def on_revoke(partitions: set) -> None:
@@ -147,8 +147,13 @@ def kafka_daemon(settings: Settings, metrics: Metrics, health: Health) -> Daemon
     return daemon
 
 
-async def serve(settings: Settings) -> bool:
-    """Run the daemon until SIGTERM/SIGINT; True after a clean stop within the shutdown timeout."""
+async def serve(settings: Settings, security: Mapping[str, Any] | None = None) -> bool:
+    """Run the daemon until SIGTERM/SIGINT; True after a clean stop within the shutdown timeout.
+
+    ``security``: the client options of ``settings.kafka.security`` if already built (the secret and TLS
+    files are read once); built here otherwise.
+    """
+    security = client_security(settings.kafka.security) if security is None else security
     metrics, health = Metrics(), Health()
     server = None
     if settings.metrics.enabled:
@@ -156,11 +161,11 @@ async def serve(settings: Settings) -> bool:
         port = server.start()
         log.info("metrics and health on http://%s:%d/metrics", settings.metrics.host, port)
     try:
-        await output_topics(settings)
-        daemon = kafka_daemon(settings, metrics, health)
-        daemon.sequence_floor = await last_sequence(settings) or 0
+        await output_topics(settings, security)
+        daemon = kafka_daemon(settings, metrics, health, security)
+        daemon.sequence_floor = await last_sequence(settings, security) or 0
         if settings.kafka.transactions:
-            daemon.sequence_reader = lambda: last_sequence(settings)
+            daemon.sequence_reader = lambda: last_sequence(settings, security)
         install_stop_handlers(daemon.request_stop)
         return await stop_within(daemon.run(), daemon.stop_event, settings.shutdown_timeout_seconds)
     finally:
