@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import socket
@@ -49,20 +48,18 @@ _LABEL_VALUES = re.compile(r"^label_values\((.*),\s*(\w+)\)$", re.S)
 
 
 def tool(name: str) -> str:
-    """Path of a real command-line tool; fails in CI (``CI`` set) and skips elsewhere when it is absent.
+    """Path of a real command-line tool; the test fails, never skips, when it is absent.
 
     ``.ci/run`` installs Debian's ``prometheus`` package (``promtool`` and ``prometheus``) and the test
-    extra (``check-jsonschema``, ``kubernetes-validate``, ``hadolint``), so in CI a missing tool is a
-    broken setup, never a reason to skip.
+    extra (``check-jsonschema``, ``kubernetes-validate``, ``hadolint``), so a missing tool is a broken
+    setup, never a reason to skip.
     """
     found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
     if found is None and Path(f"/usr/bin/{name}").exists():
         found = f"/usr/bin/{name}"
     if found is None:
         message = f"{name} not found (Debian: apt-get install prometheus; Python: pip install -e '.[test]')"
-        if os.environ.get("CI"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        pytest.fail(message, pytrace=False)
     return found
 
 
