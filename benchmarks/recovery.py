@@ -27,6 +27,7 @@ from driftcal.sim import (
     Beam,
     CalorimeterGeometry,
     TrackerGeometry,
+    UniformAging,
     make_calorimeter_dataset,
     make_tracker_dataset,
 )
@@ -48,6 +49,24 @@ SETTINGS: dict[str, dict] = {
         "kind": "calorimeter",
         "events": 30_000,
         "epsilon": 0.01,
+        "noise": None,
+        "threshold": None,
+    },
+    # controls for the aging law: gains uniform in [0.6, 1], independent of the dose (cells hit rarely
+    # age as much as busy ones), with the zero-suppressed and with the paper's readout
+    "calorimeter-zs-uniform": {
+        "kind": "calorimeter",
+        "events": 30_000,
+        "aging": "uniform",
+        "epsilon": 0.0,
+        "noise": 0.05,
+        "threshold": 0.15,
+    },
+    "calorimeter-paper-uniform": {
+        "kind": "calorimeter",
+        "events": 30_000,
+        "aging": "uniform",
+        "epsilon": 0.0,
         "noise": None,
         "threshold": None,
     },
@@ -82,6 +101,7 @@ def _dataset(setting: dict, seed: int, events: int):
             geometry=CalorimeterGeometry(**CALO),
             beam=Beam(),
             epsilon=setting["epsilon"],
+            aging=UniformAging(0.6, 1.0) if setting.get("aging") == "uniform" else None,
             noise=setting["noise"] or 0.0,
             threshold=setting["threshold"],
             seed=seed,

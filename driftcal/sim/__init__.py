@@ -7,7 +7,7 @@ longitudinal  GFlash (EM) and Bock (hadronic) longitudinal profiles with per-eve
 lateral       GFlash core + tail radial profile
 showers       vectorized spot simulation binned into cells (MeV of visible energy)
 readout       gain, electronic noise, zero suppression; typical noise scales
-aging         dose-driven, time-dependent and sudden-drop gain fields
+aging         dose-driven, dose-independent (uniform), time-dependent and sudden-drop gain fields
 tracker       N-plane tracker with straight/inclined tracks and plane shifts
 datasets      reference/changed pairs with truth for the cell-gain and plane-shift models
 
@@ -15,7 +15,7 @@ Realistic readout for benchmarks: noise σ ≈ 5 % of the median non-zero cell d
 6 × 16 × 16 with 3 plates per layer, π⁻ beam), threshold ≈ 3σ; see :func:`typical_readout`.
 """
 
-from driftcal.sim.aging import DoseAging, ModuleDrop, TimeDependentAging, cell_dose
+from driftcal.sim.aging import DoseAging, ModuleDrop, TimeDependentAging, UniformAging, cell_dose
 from driftcal.sim.datasets import Dataset, make_calorimeter_dataset, make_tracker_dataset
 from driftcal.sim.geometry import (
     LEAD,
@@ -42,6 +42,7 @@ __all__ = [
     "Readout",
     "TimeDependentAging",
     "TrackerGeometry",
+    "UniformAging",
     "apply_readout",
     "cell_dose",
     "default_shifts",

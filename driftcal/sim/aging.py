@@ -95,6 +95,37 @@ class DoseAging:
         return np.clip(a, self.alpha_min, 1.0).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class UniformAging:
+    """Gains drawn uniformly in ``[low, high]``, independent of the dose (plus ``N(0, ε²)``, clipped back).
+
+    A control for the dose law: under :class:`DoseAging` the rarely hit cells keep gains near 1, so a fit
+    that starts at 1 and moves little on them looks good for a reason that is the simulator's, not the
+    method's. Here every cell, busy or not, may have aged by up to ``1 − low``.
+
+    >>> UniformAging(0.6, 1.0).sample(np.zeros(4), np.random.default_rng(0)).round(3)
+    array([0.855, 0.708, 0.616, 0.607], dtype=float32)
+    """
+
+    low: float = 0.6
+    high: float = 1.0
+    epsilon: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.low <= self.high or self.epsilon < 0:
+            raise ValueError("need 0 < low <= high and epsilon >= 0")
+
+    def nominal(self, dose: np.ndarray) -> np.ndarray:
+        """The mean gain, for every cell (float64)."""
+        return np.full(np.shape(dose), (self.low + self.high) / 2, dtype=np.float64)
+
+    def sample(self, dose: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``A`` (float32, same shape as ``dose``, within ``[low, high]``)."""
+        a = rng.uniform(self.low, self.high, np.shape(dose))
+        a = a + self.epsilon * rng.standard_normal(a.shape)
+        return np.clip(a, self.low, self.high).astype(np.float32)
+
+
 @dataclass(frozen=True, eq=False)
 class ModuleDrop:
     """Sudden gain drop of a block of cells from event ``at_event`` on.

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from driftcal.sim.aging import DoseAging, cell_dose
+from driftcal.sim.aging import DoseAging, UniformAging, cell_dose
 from driftcal.sim.geometry import Beam, CalorimeterGeometry
 from driftcal.sim.readout import Readout, apply_readout
 from driftcal.sim.showers import DEFAULT_CHUNK, DEFAULT_MAX_SPOTS, simulate_showers
@@ -84,7 +84,7 @@ def make_calorimeter_dataset(
     epsilon: float = 0.01,
     noise: float = 0.0,
     threshold: float | None = None,
-    aging: DoseAging | None = None,
+    aging: DoseAging | UniformAging | None = None,
     seed: int = 0,
     n_changed: int | None = None,
     max_spots: int = DEFAULT_MAX_SPOTS,
@@ -103,7 +103,7 @@ def make_calorimeter_dataset(
         Cell-to-cell Gaussian σ of the aging law; it overrides ``aging.epsilon``.
     noise, threshold : float
         Readout electronic noise σ and zero-suppression threshold (MeV), applied to both samples.
-    aging : DoseAging, optional
+    aging : DoseAging or UniformAging, optional
         Aging law (default ``DoseAging()``: max_loss 0.3, power 0.5, α_min 0.5).
     seed : int
     n_changed : int, optional
@@ -133,7 +133,11 @@ def make_calorimeter_dataset(
         "geometry": asdict(geometry),
         "beam": asdict(beam),
         "aging": asdict(aging),
-        "aging_law": "A = clip(1 - max_loss*(n/n_max)**power + N(0, epsilon**2), alpha_min, 1)",
+        "aging_law": (
+            "A = clip(U(low, high) + N(0, epsilon**2), low, high)"
+            if isinstance(aging, UniformAging)
+            else "A = clip(1 - max_loss*(n/n_max)**power + N(0, epsilon**2), alpha_min, 1)"
+        ),
         "dose_max": int(dose.max()) if dose.size else 0,
         "dose_cut": float(dose_cut),
         "seed": int(seed),

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from driftcal.sim import DoseAging, ModuleDrop, TimeDependentAging, cell_dose
+from driftcal.sim import DoseAging, ModuleDrop, TimeDependentAging, UniformAging, cell_dose
 
 
 def test_cell_dose_counts_events_above_cut():
@@ -89,3 +89,13 @@ def test_drop_inside_time_dependent_aging():
     before, after = aging.gains_at(999), aging.gains_at(1000)
     assert np.allclose(after[1], before[1], atol=1e-6)
     assert np.allclose(after[0], 0.5 * before[0], atol=1e-6)
+
+
+def test_uniform_aging_ignores_the_dose_and_stays_in_range():
+    dose = np.repeat(np.array([0, 10, 1000]), 4000)
+    a = UniformAging(0.6, 1.0, epsilon=0.02).sample(dose, np.random.default_rng(0))
+    assert a.dtype == np.float32 and a.min() >= 0.6 and a.max() <= 1.0
+    means = [float(a[dose == d].mean()) for d in (0, 10, 1000)]
+    assert max(means) - min(means) < 0.01 and abs(means[0] - 0.8) < 0.01
+    with pytest.raises(ValueError):
+        UniformAging(1.0, 0.5)

@@ -9,6 +9,7 @@ from driftcal.sim import (
     Dataset,
     DoseAging,
     TrackerGeometry,
+    UniformAging,
     cell_dose,
     make_calorimeter_dataset,
     make_tracker_dataset,
@@ -66,6 +67,8 @@ def test_calorimeter_dataset_determinism_and_options():
     d = make_calorimeter_dataset(200, aging=DoseAging(epsilon=0.3), epsilon=0.0, **kw)
     law = DoseAging(epsilon=0.0).nominal(cell_dose(a.reference))  # same reference events (same seed)
     np.testing.assert_allclose(d.truth, np.clip(law, 0.5, 1.0), atol=1e-6)
+    u = make_calorimeter_dataset(200, aging=UniformAging(0.6, 0.7), epsilon=0.0, **kw)
+    assert u.truth.min() >= 0.6 and u.truth.max() <= 0.7 and "U(low, high)" in u.meta["aging_law"]
 
 
 def test_save_load_roundtrip(tmp_path, calo):
