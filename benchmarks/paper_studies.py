@@ -2,7 +2,8 @@
 
 Three methods, named as in the result document:
 
-- ``adversarial``: :func:`driftcal.calib.fit.fit` with the default recipe (or the scale's overrides);
+- ``adversarial``: :func:`driftcal.calib.fit.fit` with the cold-start recipe, θ from 1 as in the paper (or the
+  scale's overrides);
 - ``ratio_of_means``: the paper's baseline (:class:`~driftcal.calib.baselines.RatioOfMeans`); for the
   tracker its analogue, the frame-corrected difference of per-plane means (``MeanShift``);
 - ``w1_per_cell``: the per-cell 1-D W1 fit, threshold-aware (:class:`~driftcal.calib.baselines.QuantileGain`,
@@ -26,7 +27,7 @@ import torch
 from driftcal.calib.baselines import QuantileGain, RatioOfMeans
 from driftcal.calib.fit import fit
 from driftcal.calib.metrics import active_cells, mean_std, r2, rmse
-from driftcal.calib.recipes import Recipe, default_recipe, make_engine
+from driftcal.calib.recipes import Recipe, cold_start_recipe, make_engine
 from driftcal.sim import CalorimeterGeometry
 
 METHODS = ("adversarial", "ratio_of_means", "w1_per_cell")
@@ -82,15 +83,15 @@ def log(message: str) -> None:
 
 #: θ must be able to travel about 0.3 (the strongest aging) within the budget; with Adam a step moves θ by
 #: about the learning rate, and the cosine schedule averages half of it, so short budgets keep
-#: ``lr_theta × steps ≥ THETA_TRAVEL`` (the default recipe has 1e-3 × 500 = 0.5). Measured on 4 × 8 × 8 cells,
-#: 4k events, 100 steps: lr 1e-3 → RMSE 0.144 (θ still travelling), 4e-3 → 0.083, 8e-3 → 0.109 (noisy).
+#: ``lr_theta × steps ≥ THETA_TRAVEL`` (the cold-start recipe has 1e-3 × 500 = 0.5). Measured on 4 × 8 × 8
+#: cells, 4k events, 100 steps: lr 1e-3 → RMSE 0.144 (θ still travelling), 4e-3 → 0.083, 8e-3 → 0.109 (noisy).
 THETA_TRAVEL = 0.4
 
 
 def calorimeter_recipe(scale: Scale, shape: tuple[int, ...], steps: int | None = None) -> Recipe:
-    """The default cell-gain recipe with the scale's batch size and critic width; for a step budget below
+    """The cold-start cell-gain recipe with the scale's batch size and critic width; for a step budget below
     the default, the θ learning rate is raised so that ``lr_theta × steps = THETA_TRAVEL``."""
-    recipe = default_recipe("cell-gain", shape)
+    recipe = cold_start_recipe("cell-gain", shape)
     engine = recipe.engine
     if scale.batch_size is not None:
         engine = replace(engine, batch_size=scale.batch_size)

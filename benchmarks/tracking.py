@@ -40,7 +40,7 @@ from driftcal import __version__
 from driftcal.calib.baselines import QuantileGain, RatioOfMeans
 from driftcal.calib.metrics import active_cells, mean_std, rmse
 from driftcal.calib.online import OnlineCalibrator
-from driftcal.calib.recipes import default_recipe
+from driftcal.calib.recipes import cold_start_recipe
 from driftcal.sim.aging import ModuleDrop
 from driftcal.sim.drifting import DriftingCalorimeter
 from driftcal.sim.geometry import CalorimeterGeometry
@@ -72,7 +72,7 @@ TOWER = (slice(None), slice(2, 6), slice(2, 6))
 
 def _calibrator(setup: dict, seed: int) -> OnlineCalibrator:
     shape = tuple(setup["shape"])
-    recipe = default_recipe("cell-gain", shape)
+    recipe = cold_start_recipe("cell-gain", shape)
     recipe.critic = setup["critic"]
     recipe.engine.lr_theta = setup["lr_theta"]
     return OnlineCalibrator(

@@ -10,6 +10,7 @@ import torch
 
 from driftcal.calib.baselines import MeanShift, QuantileGain, QuantileShift, RatioOfMeans
 from driftcal.calib.recipes import Recipe, default_recipe, make_engine
+from driftcal.calib.suppressed import fill_suppressed
 from driftcal.calib.training import StepCallback, probe_distance, run_engine, split_holdout
 from driftcal.errors import InputError
 
@@ -31,6 +32,7 @@ class FitResult:
     distance_after: float | None = None
     steps: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    start: str | None = None  # adversarial: where θ started ("quantile": the per-cell fit, "ones")
 
 
 def _baseline(model: str, method: str, *, noise: float | None, threshold: float | None, seed: int):  # noqa: ANN202
@@ -76,7 +78,9 @@ def fit(
     ``plane-shift`` (hits ``(N, P)``, shifts with ``changed ≈ reference + Δx``, first and last plane
     fixed). ``method`` is the adversarial engine or one of the baselines. For cell-gain the
     adversarial fit starts from the per-cell quantile fit (the hybrid) unless the recipe says
-    otherwise. ``threshold`` and ``noise`` describe the readout.
+    otherwise. ``threshold`` and ``noise`` describe the readout; with both, the quantile and adversarial
+    fits first fill the suppressed reference entries just below the threshold
+    (:func:`~driftcal.calib.suppressed.fill_suppressed`), which removes most of the forward model's bias.
 
     Adversarial only: ``callback(engine, stats)`` runs after every step and stops the run by
     returning True (see :func:`~driftcal.calib.training.run_engine`); ``bf16`` trains the critic under
@@ -90,6 +94,9 @@ def fit(
     if steps is not None and steps < 0:
         raise InputError(f"--steps must be ≥ 0, got {steps}")
     used = resolve_method(model, method)
+    readout_known = bool(noise and threshold and noise > 0 and threshold > 0)
+    if model == "cell-gain" and used != "ratio-of-means" and readout_known:
+        reference = fill_suppressed(reference, noise=noise, threshold=threshold, seed=seed)
     if used != "adversarial":
         estimator = _baseline(model, used, noise=noise, threshold=threshold, seed=seed)
         coefficients = np.asarray(estimator.fit(reference, changed), dtype=np.float64)
@@ -146,13 +153,11 @@ def _fit_adversarial(
     chg = torch.as_tensor(np.asarray(changed, dtype=np.float32))
     ref_train, ref_hold = split_holdout(ref, recipe.holdout, gen)
     chg_train, chg_hold = split_holdout(chg, recipe.holdout, gen)
-    method = "adversarial"
     if recipe.init == "quantile":
         start = _baseline(model, "quantile", noise=noise, threshold=threshold, seed=seed).fit(
             ref_train, chg_train
         )
         engine.warm_start(coefficients=torch.as_tensor(np.asarray(start), dtype=torch.float32))
-        method = "adversarial+quantile-start"
     to_dev = engine.device
     ref_train, chg_train = ref_train.to(to_dev), chg_train.to(to_dev)
     holdout = (ref_hold.to(to_dev), chg_hold.to(to_dev))
@@ -176,10 +181,11 @@ def _fit_adversarial(
         after = probe_distance(engine, final, train, holdout, steps=probe_steps)
     return FitResult(
         model=model,  # type: ignore[arg-type]
-        method=method,
+        method="adversarial",
         coefficients=engine.coefficients().numpy().astype(np.float64),
         distance_before=before,
         distance_after=after,
         steps=engine.steps,
         history=history,
+        start=recipe.init,
     )

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from driftcal.calib.engine import AdversarialEngine
-from driftcal.calib.recipes import Recipe, default_recipe, make_engine
+from driftcal.calib.recipes import Recipe, cold_start_recipe, make_engine
 
 
 @dataclass
@@ -57,7 +57,7 @@ class OnlineCalibrator:
     tracking_lr : θ learning rate after the cold start (default 1e-3, at most the initial rate): fast
         enough to follow a 30 % module drop within about a window of events, slow enough for a steady
         RMSE (``benchmarks/tracking.py``; 2e-4 lagged far behind the drop).
-    recipe : override of :func:`~driftcal.calib.recipes.default_recipe`.
+    recipe : override of :func:`~driftcal.calib.recipes.cold_start_recipe`.
     """
 
     def __init__(
@@ -76,7 +76,7 @@ class OnlineCalibrator:
     ) -> None:
         self.model = model
         self.event_shape = tuple(int(d) for d in event_shape)
-        base = recipe or default_recipe(model, self.event_shape)
+        base = recipe or cold_start_recipe(model, self.event_shape)
         final = min(tracking_lr if tracking_lr is not None else 1e-3, base.engine.lr_theta)
         self.recipe = replace(
             base, engine=replace(base.engine, schedule_steps=max(1, initial_steps), lr_theta_final=final)

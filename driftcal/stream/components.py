@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from driftcal.calib.online import OnlineCalibrator
-from driftcal.calib.recipes import default_recipe
+from driftcal.calib.recipes import cold_start_recipe
 from driftcal.config import Settings
 from driftcal.io.arrays import load_array
 from driftcal.stream.codec import DetectorSpec
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 def make_calibrator(settings: Settings) -> OnlineCalibrator:
     """The calibrator the settings describe."""
     det, upd = settings.detector, settings.update
-    recipe = default_recipe(det.model, det.shape)
+    recipe = cold_start_recipe(det.model, det.shape)
     if upd.critic != "auto":
         recipe.critic = upd.critic
     if upd.lr_theta is not None:
