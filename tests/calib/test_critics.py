@@ -43,3 +43,16 @@ def test_spectral_norm_bounds_the_layer_gain():
     for _ in range(20):  # power iterations converge in training mode
         layer(torch.randn(8, 4))
     assert torch.linalg.matrix_norm(layer.weight, ord=2).item() < 1.05
+
+
+def test_asinh_preprocessing_scales_each_cell_by_its_median_and_standardizes():
+    from driftcal.calib.critics.preprocess import make_preprocess
+
+    x = torch.rand(4000, 2) * torch.tensor([1.0, 100.0])
+    pre = make_preprocess("asinh:0.5", (2,))
+    pre.fit(x)
+    assert torch.allclose(pre.cell_scale, 0.5 * x.median(0).values, rtol=0.02)
+    out = pre(x)
+    assert torch.allclose(out.mean(0), torch.zeros(2), atol=1e-4) and torch.allclose(
+        out.std(0), torch.ones(2), atol=1e-3
+    )

@@ -44,6 +44,40 @@ class Standardize(nn.Module):
         return (x - self.mean) / self.scale
 
 
+class AsinhStandardize(nn.Module):
+    """Per-cell ``asinh(x / s)`` (log-like above ``s``, linear near 0), then per-cell standardization.
+
+    In this space a gain is a shift of every hit of a cell by about ``log A``. The event-to-event energy
+    fluctuation is a shift common to all the cells of an event, so differences between neighbours
+    cancel it. ``s`` is ``factor`` times the cell's median non-zero ``|x|``, estimated by :meth:`fit`.
+
+    >>> import torch
+    >>> a = AsinhStandardize((2,)).fit(torch.tensor([[0.0, 10.0], [2.0, 30.0], [4.0, 20.0]]))
+    >>> a.cell_scale.tolist()
+    [2.0, 20.0]
+    """
+
+    def __init__(self, shape: Sequence[int], *, factor: float = 1.0) -> None:
+        super().__init__()
+        self.factor = factor
+        self.register_buffer("cell_scale", torch.ones(tuple(shape)))
+        self.standardize = Standardize(shape)
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor) -> AsinhStandardize:
+        """Estimate the per-cell scale and the standardization from a sample ``(N, *shape)``."""
+        mag = x.float().abs()
+        hit = torch.where(mag > 0, mag, torch.full_like(mag, float("nan")))
+        med = torch.nanmedian(hit.reshape(hit.shape[0], -1), dim=0).values.reshape(self.cell_scale.shape)
+        fallback = float(med[~med.isnan()].median()) if bool((~med.isnan()).any()) else 1.0
+        self.cell_scale.copy_(torch.nan_to_num(med, nan=fallback).clamp_min(1e-12) * self.factor)
+        self.standardize.fit(torch.asinh(x.float() / self.cell_scale))
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.standardize(torch.asinh(x / self.cell_scale))
+
+
 class Whiten(nn.Module):
     """ZCA whitening ``(x − μ) Σ^{-1/2}`` for small flat inputs ``(N, F)``.
 
@@ -84,4 +118,7 @@ def make_preprocess(kind: str | None, shape: Sequence[int]) -> nn.Module:
         return Standardize(shape)
     if kind == "whiten":
         return Whiten(math.prod(shape))
-    raise ValueError(f"unknown preprocessing {kind!r}; use standardize, whiten or none")
+    if kind.startswith("asinh"):  # "asinh" or "asinh:FACTOR"
+        _, _, factor = kind.partition(":")
+        return AsinhStandardize(shape, factor=float(factor) if factor else 1.0)
+    raise ValueError(f"unknown preprocessing {kind!r}; use standardize, asinh[:FACTOR], whiten or none")
