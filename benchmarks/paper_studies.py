@@ -28,6 +28,7 @@ from driftcal.calib.baselines import QuantileGain, RatioOfMeans
 from driftcal.calib.fit import fit
 from driftcal.calib.metrics import active_cells, mean_std, r2, rmse
 from driftcal.calib.recipes import Recipe, cold_start_recipe, make_engine
+from driftcal.calib.suppressed import fill_if_suppressed
 from driftcal.sim import CalorimeterGeometry
 
 METHODS = ("adversarial", "ratio_of_means", "w1_per_cell")
@@ -125,11 +126,19 @@ def measure_throughput(
 
 
 def baseline_gains(method: str, reference: np.ndarray, changed: np.ndarray, **readout: Any) -> np.ndarray:
-    """A baseline's gains; the quantile fit runs on the GPU when there is one (same estimator)."""
+    """A baseline's gains; the quantile fit runs on the GPU when there is one (same estimator).
+
+    With a noise and a threshold the quantile fit sees the reference with its suppressed entries filled, as
+    in :func:`driftcal.calib.fit.fit`, so that it and the adversarial fit share one readout model.
+    """
     if method == "ratio_of_means":
         return RatioOfMeans().fit(reference, changed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    return QuantileGain(seed=readout.pop("seed", 0), device=device, **readout).fit(reference, changed)
+    seed = readout.pop("seed", 0)
+    reference = fill_if_suppressed(
+        reference, noise=readout.get("noise"), threshold=readout.get("threshold"), seed=seed
+    )
+    return QuantileGain(seed=seed, device=device, **readout).fit(reference, changed)
 
 
 def fit_cells(

@@ -10,7 +10,7 @@ import torch
 
 from driftcal.calib.baselines import MeanShift, QuantileGain, QuantileShift, RatioOfMeans
 from driftcal.calib.recipes import Recipe, default_recipe, make_engine
-from driftcal.calib.suppressed import fill_suppressed
+from driftcal.calib.suppressed import fill_if_suppressed
 from driftcal.calib.training import StepCallback, probe_distance, run_engine, split_holdout
 from driftcal.errors import InputError
 
@@ -94,9 +94,8 @@ def fit(
     if steps is not None and steps < 0:
         raise InputError(f"--steps must be ≥ 0, got {steps}")
     used = resolve_method(model, method)
-    readout_known = bool(noise and threshold and noise > 0 and threshold > 0)
-    if model == "cell-gain" and used != "ratio-of-means" and readout_known:
-        reference = fill_suppressed(reference, noise=noise, threshold=threshold, seed=seed)
+    if model == "cell-gain" and used != "ratio-of-means":
+        reference = fill_if_suppressed(reference, noise=noise, threshold=threshold, seed=seed)
     if used != "adversarial":
         estimator = _baseline(model, used, noise=noise, threshold=threshold, seed=seed)
         coefficients = np.asarray(estimator.fit(reference, changed), dtype=np.float64)

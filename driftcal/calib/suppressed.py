@@ -108,3 +108,12 @@ def fill_suppressed(
         below = np.log1p(u * np.broadcast_to(growth, block.shape)[pick]) / b
         block[pick] = (threshold - np.minimum(below, span)).astype(np.float32)
     return out
+
+
+def fill_if_suppressed(
+    reference: np.ndarray, *, noise: float | None, threshold: float | None, seed: int = 0
+) -> np.ndarray:
+    """:func:`fill_suppressed` when the readout has a noise and a threshold, else ``reference`` itself."""
+    if noise and threshold and noise > 0 and threshold > 0:
+        return fill_suppressed(reference, noise=noise, threshold=threshold, seed=seed)
+    return reference
