@@ -86,8 +86,10 @@ def test_unknown_model_or_method_is_an_input_error(zero_suppressed):
         fit(d.reference, d.changed, model="gain", method="quantile")
 
 
-def test_auto_picks_the_measured_best_method_and_says_so():
+def test_auto_picks_the_measured_best_method_and_says_so(zero_suppressed):
     d = make_tracker_dataset(5_000, noise=1e-3, seed=4)
     res = fit(d.reference, d.changed, model="plane-shift", method="auto")
     assert res.method == "ratio-of-means"
     assert abs(res.coefficients[1] - d.truth[1]) < 1e-4
+    cells = fit(zero_suppressed.reference, zero_suppressed.changed, model="cell-gain", method="auto")
+    assert cells.method == "quantile"
