@@ -2,7 +2,15 @@
 
 import torch
 
-from driftcal.calib.critics import ConvCritic, GradientPenalty, MLPCritic, SpectralNorm, Standardize
+from driftcal.calib.critics import (
+    AsinhStandardize,
+    ConvCritic,
+    GradientPenalty,
+    MLPCritic,
+    SpectralNorm,
+    Standardize,
+)
+from driftcal.calib.critics.preprocess import make_preprocess
 
 
 def test_conv_critic_handles_paper_and_tiny_geometries():
@@ -46,10 +54,9 @@ def test_spectral_norm_bounds_the_layer_gain():
 
 
 def test_asinh_preprocessing_scales_each_cell_by_its_median_and_standardizes():
-    from driftcal.calib.critics.preprocess import make_preprocess
-
     x = torch.rand(4000, 2) * torch.tensor([1.0, 100.0])
     pre = make_preprocess("asinh:0.5", (2,))
+    assert isinstance(pre, AsinhStandardize)
     pre.fit(x)
     assert torch.allclose(pre.cell_scale, 0.5 * x.median(0).values, rtol=0.02)
     out = pre(x)

@@ -9,9 +9,10 @@ from driftcal.calib.critics.lipschitz import (
     make_lipschitz,
 )
 from driftcal.calib.critics.mlp import MLPCritic
-from driftcal.calib.critics.preprocess import Standardize, Whiten
+from driftcal.calib.critics.preprocess import AsinhStandardize, Standardize, Whiten
 
 __all__ = [
+    "AsinhStandardize",
     "ConvCritic",
     "GradientPenalty",
     "Lipschitz",

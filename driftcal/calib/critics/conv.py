@@ -32,7 +32,7 @@ class ConvCritic(nn.Module):
     blocks : number of conv blocks after the first conv (a stride-2 block halves H and W while ≥ 8).
     norm : ``instance`` (the paper), ``layer`` or ``none`` (use ``layer``/``none`` with a gradient penalty).
     pool : ``max`` (the paper) or ``mean`` over the final map.
-    preprocess : per-cell ``standardize`` or ``none``.
+    preprocess : per-cell ``standardize``, ``asinh[:FACTOR]`` (log-like, then standardized) or ``none``.
 
     Examples
     --------

@@ -18,8 +18,8 @@ class MLPCritic(nn.Module):
     ----------
     in_shape : shape of one event, e.g. ``(P,)`` or ``(L, H, W)`` (flattened inside).
     hidden : widths of the hidden layers.
-    preprocess : ``standardize`` (per feature), ``whiten`` (ZCA, for small inputs) or ``none``;
-        fitted by :meth:`fit_preprocess` on target data.
+    preprocess : ``standardize`` (per feature), ``asinh[:FACTOR]``, ``whiten`` (ZCA, for small inputs) or
+        ``none``; fitted by :meth:`fit_preprocess` on target data.
 
     Examples
     --------
