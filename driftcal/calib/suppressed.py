@@ -26,15 +26,20 @@ import numpy as np
 _CHUNK_EVENTS = 4096
 
 
-def _band_counts(reference: np.ndarray, noise: float, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def _counts(
+    reference: np.ndarray, noise: float, threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per cell, in one pass: readings in ``(T, T + σ/2]``, in ``(T + σ/2, T + σ]``, and non-zero readings."""
     half = noise / 2
     c1 = np.zeros(reference.shape[1:], dtype=np.float64)
     c2 = np.zeros_like(c1)
+    occupancy = np.zeros_like(c1)
     for lo in range(0, reference.shape[0], _CHUNK_EVENTS):
         r = reference[lo : lo + _CHUNK_EVENTS]
         c1 += ((r > threshold) & (r <= threshold + half)).sum(0)
         c2 += ((r > threshold + half) & (r <= threshold + 2 * half)).sum(0)
-    return c1, c2
+        occupancy += (r != 0).sum(0)
+    return c1, c2, occupancy
 
 
 def _pooled_slope(
@@ -86,17 +91,14 @@ def fill_suppressed(
         raise ValueError("fill_suppressed needs noise > 0 and threshold > 0")
     ref = np.asarray(reference, dtype=np.float32)
     half = noise / 2
-    c1, c2 = _band_counts(ref, noise, threshold)
-    occupancy = np.zeros(ref.shape[1:], dtype=np.float64)
-    for lo in range(0, ref.shape[0], _CHUNK_EVENTS):
-        occupancy += (ref[lo : lo + _CHUNK_EVENTS] != 0).sum(0)
+    c1, c2, occupancy = _counts(ref, noise, threshold)
     zeros = ref.shape[0] - occupancy
     beta = np.clip(_pooled_slope(c1, c2, occupancy, bins, half), 1e-3 / noise, max_slope / noise)
     span = min(width * noise, threshold / 2)
     density_at_t = c1 * beta / -np.expm1(-beta * half)  # ∫₀^{σ/2} f(T)e^{-βx}dx = c1
-    expected = density_at_t * np.expm1(beta * span) / beta  # readings in [T − span, T]
-    rate = np.clip(expected / np.maximum(zeros, 1.0), 0.0, 1.0).astype(np.float32)
     growth = np.expm1(beta * span)
+    expected = density_at_t * growth / beta  # readings in [T − span, T]
+    rate = np.clip(expected / np.maximum(zeros, 1.0), 0.0, 1.0).astype(np.float32)
     rng = np.random.default_rng(seed)
     out = ref.copy()
     for lo in range(0, ref.shape[0], _CHUNK_EVENTS):
