@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -71,6 +72,8 @@ class DoseAging:
         Dose normalization; ``None`` uses the largest dose.
     """
 
+    LAW: ClassVar[str] = "A = clip(1 - max_loss*(n/n_max)**power + N(0, epsilon**2), alpha_min, 1)"
+
     max_loss: float = 0.3
     power: float = 0.5
     alpha_min: float = 0.5
@@ -106,6 +109,8 @@ class UniformAging:
     >>> UniformAging(0.6, 1.0).sample(np.zeros(4), np.random.default_rng(0)).round(3)
     array([0.855, 0.708, 0.616, 0.607], dtype=float32)
     """
+
+    LAW: ClassVar[str] = "A = clip(U(low, high) + N(0, epsilon**2), low, high)"
 
     low: float = 0.6
     high: float = 1.0

@@ -133,11 +133,7 @@ def make_calorimeter_dataset(
         "geometry": asdict(geometry),
         "beam": asdict(beam),
         "aging": asdict(aging),
-        "aging_law": (
-            "A = clip(U(low, high) + N(0, epsilon**2), low, high)"
-            if isinstance(aging, UniformAging)
-            else "A = clip(1 - max_loss*(n/n_max)**power + N(0, epsilon**2), alpha_min, 1)"
-        ),
+        "aging_law": aging.LAW,
         "dose_max": int(dose.max()) if dose.size else 0,
         "dose_cut": float(dose_cut),
         "seed": int(seed),
