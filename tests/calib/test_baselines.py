@@ -102,6 +102,16 @@ def test_quantile_gain_plain_scale_without_readout_effects():
     assert rmse(gain, truth) < 0.02
 
 
+def test_quantile_gain_compares_hits_when_the_hit_pattern_is_gain_free():
+    # no noise, no threshold: which entries are hit does not depend on the gain, so the fit compares the
+    # hit distributions and ignores a different share of empty events in the two samples
+    rng = np.random.default_rng(8)
+    hits = rng.exponential(1.0, (100, 2)).astype(np.float32)
+    ref = np.concatenate([hits, np.zeros((900, 2), np.float32)])  # 10 % occupancy
+    chg = np.concatenate([hits * np.float32([0.7, 0.9]), np.zeros((1400, 2), np.float32)])  # 6.7 %
+    np.testing.assert_allclose(QuantileGain().fit(ref, chg), [0.7, 0.9], atol=2e-3)
+
+
 def test_quantile_gain_coarse_subsample_keeps_accuracy(suppressed, quantile_fit):
     ref, chg, truth = suppressed
     gain = QuantileGain(noise=NOISE, threshold=THRESHOLD, seed=3, coarse_hits=2000).fit(ref, chg)
