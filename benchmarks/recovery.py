@@ -146,6 +146,8 @@ def run_setting(name: str, setting: dict, seeds: list[int], *, quick: bool, step
             scores = _score(kind, result.coefficients, data.truth, data.reference)
             scores["seconds"] = time.perf_counter() - t0
             scores["steps"] = result.steps
+            if result.refined is not None:  # hybrid: 1 when the refinement was kept, 0 when the start was
+                scores["refined"] = float(result.refined)
             for key, value in scores.items():
                 per_method[method].setdefault(key, []).append(float(value))
             print(

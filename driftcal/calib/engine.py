@@ -200,7 +200,6 @@ class AdversarialEngine:
         theta = self.theta_avg if averaged else None
         return self.transform.coefficients(theta).cpu()
 
-    @torch.no_grad()
     def distance(
         self,
         reference: torch.Tensor,
@@ -210,6 +209,18 @@ class AdversarialEngine:
         max_events: int = 20000,
     ) -> float:
         """The critic's Wasserstein estimate on the given (e.g. held-out) data, θ fixed."""
+        return self.distance_and_error(reference, changed, averaged=averaged, max_events=max_events)[0]
+
+    @torch.no_grad()
+    def distance_and_error(
+        self,
+        reference: torch.Tensor,
+        changed: torch.Tensor,
+        *,
+        averaged: bool = True,
+        max_events: int = 20000,
+    ) -> tuple[float, float]:
+        """:meth:`distance` and its standard error over the events (critic fixed)."""
         source, target = self._pools(reference, changed)
         self.transform.eval()
         self.critic.eval()
@@ -217,13 +228,15 @@ class AdversarialEngine:
         if averaged:
             self.transform.theta.copy_(self.theta_avg)
         try:
-            totals = []
+            means, variances = [], []
             for pool, fn in ((target, None), (source, self.transform)):
                 scores = []
                 for chunk in pool[:max_events].split(4096):
                     scores.append(self._score(chunk if fn is None else fn(chunk)))
-                totals.append(torch.cat(scores).mean())
-            return float(totals[0] - totals[1])
+                values = torch.cat(scores).double()
+                means.append(float(values.mean()))
+                variances.append(float(values.var()) / values.numel() if values.numel() > 1 else 0.0)
+            return means[0] - means[1], math.sqrt(variances[0] + variances[1])
         finally:
             self.transform.theta.copy_(saved)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -33,6 +34,8 @@ class FitResult:
     steps: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     start: str | None = None  # adversarial: where θ started ("quantile": the per-cell fit, "ones")
+    refined: bool | None = None  # hybrid: False when the held-out distance kept the start (Recipe.accept_z)
+    distance_start: float | None = None  # hybrid: held-out distance at the start, beside distance_after
 
 
 def _baseline(model: str, method: str, *, noise: float | None, threshold: float | None, seed: int):  # noqa: ANN202
@@ -79,14 +82,17 @@ def fit(
     ``plane-shift`` (hits ``(N, P)``, shifts with ``changed ≈ reference + Δx``, first and last plane
     fixed). ``method`` is the adversarial engine or one of the baselines. For cell-gain the
     adversarial fit starts from the per-cell quantile fit (the hybrid) unless the recipe says
-    otherwise. ``threshold`` and ``noise`` describe the readout; with both, the quantile and adversarial
-    fits first fill the suppressed reference entries just below the threshold
+    otherwise, and keeps its refinement only when that lowers the held-out distance by more than
+    ``recipe.accept_z`` standard errors (``FitResult.refined``; otherwise the start is returned).
+    ``threshold`` and ``noise`` describe the readout; with both, the quantile and adversarial fits
+    first fill the suppressed reference entries just below the threshold
     (:func:`~driftcal.calib.suppressed.fill_suppressed`), which removes most of the forward model's bias.
 
     Adversarial only: ``callback(engine, stats)`` runs after every step and stops the run by
     returning True (see :func:`~driftcal.calib.training.run_engine`); ``bf16`` trains the critic under
     bf16 autocast on CUDA; ``probe_steps`` critic-only steps measure the held-out distance before and
-    after (0 skips the probes and leaves ``distance_before``/``distance_after`` None).
+    after (0 skips the probes and leaves ``distance_before``/``distance_after`` None; the hybrid's
+    acceptance check still probes the start and the refinement, with 100 steps each).
     """
     if model not in MODELS:
         raise InputError(f"unknown model {model!r}; use one of {', '.join(MODELS)}")
@@ -153,12 +159,15 @@ def _fit_adversarial(
     chg = torch.as_tensor(np.asarray(changed, dtype=np.float32))
     ref_train, ref_hold = split_holdout(ref, recipe.holdout, gen)
     chg_train, chg_hold = split_holdout(chg, recipe.holdout, gen)
+    start = None
     if recipe.init == "quantile":  # on all events: leaving out the held-out 10 % cost the start ~5 %
-        start = _baseline(model, "quantile", noise=noise, threshold=threshold, seed=seed).fit(ref, chg)
-        engine.warm_start(coefficients=torch.as_tensor(np.asarray(start), dtype=torch.float32))
+        fitted = _baseline(model, "quantile", noise=noise, threshold=threshold, seed=seed).fit(ref, chg)
+        start = torch.as_tensor(np.asarray(fitted), dtype=torch.float32)
+        engine.warm_start(coefficients=start)
     to_dev = engine.device
     ref_train, chg_train = ref_train.to(to_dev), chg_train.to(to_dev)
     holdout = (ref_hold.to(to_dev), chg_hold.to(to_dev))
+    train = (ref_train, chg_train)
     engine.prepare(ref_train, chg_train)
     history = run_engine(
         engine,
@@ -170,20 +179,30 @@ def _fit_adversarial(
         progress=progress,
         callback=callback,
     )
-    train = (ref_train, chg_train)
-    final = engine.coefficients().to(engine.device)
+    final = engine.coefficients().to(to_dev)
+    after, refined, at_start = None, None, None
+    if start is not None and recipe.accept_z is not None:
+        # both probes start from the trained critic, so that they compare like with like
+        probe = probe_steps if probe_steps > 0 else 100
+        at_start = probe_distance(engine, start.to(to_dev), train, holdout, steps=probe)
+        after = probe_distance(engine, final, train, holdout, steps=probe)
+        refined = at_start[0] - after[0] > recipe.accept_z * math.hypot(at_start[1], after[1])
+        if not refined:
+            final, after = start.to(to_dev), at_start
     identity = torch.ones_like(final) if model == "cell-gain" else torch.zeros_like(final)
-    before = after = None
+    before = None
     if probe_steps > 0:
-        before = probe_distance(engine, identity, train, holdout, steps=probe_steps)
-        after = probe_distance(engine, final, train, holdout, steps=probe_steps)
+        before = probe_distance(engine, identity, train, holdout, steps=probe_steps)[0]
+        after = after or probe_distance(engine, final, train, holdout, steps=probe_steps)
     return FitResult(
         model=model,  # type: ignore[arg-type]
         method="adversarial",
-        coefficients=engine.coefficients().numpy().astype(np.float64),
+        coefficients=final.cpu().numpy().astype(np.float64),
         distance_before=before,
-        distance_after=after,
+        distance_after=None if after is None or probe_steps == 0 else after[0],
         steps=engine.steps,
         history=history,
         start=recipe.init,
+        refined=refined,
+        distance_start=None if at_start is None else at_start[0],
     )

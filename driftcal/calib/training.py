@@ -100,17 +100,17 @@ def probe_distance(
     holdout: tuple[torch.Tensor, torch.Tensor],
     *,
     steps: int = 100,
-) -> float:
-    """Held-out W1 estimate for fixed ``coefficients``, by a copy of the critic adapted to them.
+) -> tuple[float, float]:
+    """Held-out W1 estimate for fixed ``coefficients`` and its standard error, by a critic adapted to them.
 
     The engine's own critic is trained near the current θ; its value at some other θ (the identity,
     say) extrapolates. The probe copies the engine, fixes θ to ``coefficients``, trains only the
     copy's critic for ``steps`` steps on the training pools, and measures on held-out data. The
-    engine itself is left untouched.
+    engine itself is left untouched. The standard error is over the held-out events, for that critic.
     """
     probe = copy.deepcopy(engine)
     probe.warm_start(coefficients=coefficients)
     probe.config = replace(probe.config, lr_theta=0.0, lr_theta_final=0.0)  # θ frozen, critic trains
     for _ in range(steps):
         probe.step(*train)
-    return probe.distance(*holdout)
+    return probe.distance_and_error(*holdout)

@@ -148,6 +148,13 @@ def _summary(method: str, model: str, coefficients: np.ndarray, result: object) 
     steps = getattr(result, "steps", 0)
     if steps:
         line += f"; {steps} steps"
+    refined = getattr(result, "refined", None)
+    if refined is not None:
+        line += (
+            "; refinement kept"
+            if refined
+            else "; kept the per-cell start (refinement did not lower the held-out distance)"
+        )
     return line
 
 

@@ -90,3 +90,16 @@ def test_every_lipschitz_option_trains_and_clamps(lipschitz):
         assert max(float(p.detach().abs().max()) for p in e.critic.parameters()) <= 0.01 + 1e-9
     # the first gain must have moved down toward 0.8
     assert float(e.coefficients(averaged=False)[0]) < 1.0
+
+
+def test_distance_comes_with_its_standard_error():
+    ref, chg = _tracks(4000, 0.0, 1), _tracks(4000, 0.01, 2)
+    engine = _engine()
+    engine.prepare(ref, chg)
+    for _ in range(30):
+        engine.step(ref, chg)
+    value, error = engine.distance_and_error(ref, chg)
+    assert value == engine.distance(ref, chg)
+    assert error > 0
+    # a quarter of the events: about twice the error
+    assert 1.5 < engine.distance_and_error(ref[:1000], chg[:1000])[1] / error < 2.5

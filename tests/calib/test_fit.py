@@ -1,10 +1,13 @@
 """``fit``: the method switch, recovery at small scale, and the win over ratio of means."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from driftcal.calib.fit import fit
 from driftcal.calib.metrics import active_cells, rmse
+from driftcal.calib.recipes import default_recipe
 from driftcal.errors import InputError
 from driftcal.sim import Beam, CalorimeterGeometry, make_calorimeter_dataset, make_tracker_dataset
 
@@ -43,6 +46,28 @@ def test_adversarial_beats_ratio_of_means_on_zero_suppressed_showers():
     assert _rmse(adv, d) < 0.5 * start
     assert _rmse(adv, d) < 0.85 * _rmse(ratio, d), (_rmse(adv, d), _rmse(ratio, d))
     assert adv.distance_after < adv.distance_before
+
+
+def test_hybrid_keeps_its_start_unless_the_refinement_lowers_the_heldout_distance(zero_suppressed):
+    d = zero_suppressed
+    base = default_recipe("cell-gain", d.reference.shape[1:])
+    readout = {"model": "cell-gain", "noise": 0.5, "threshold": 1.5, "seed": 0}
+    start = fit(d.reference, d.changed, method="quantile", **readout).coefficients
+
+    def run(accept_z):
+        recipe = replace(base, accept_z=accept_z)
+        return fit(d.reference, d.changed, steps=60, device="cpu", probe_steps=20, recipe=recipe, **readout)
+
+    kept = run(1e6)  # no refinement can lower the distance by a million standard errors
+    assert kept.refined is False and kept.steps == 60
+    np.testing.assert_allclose(kept.coefficients, start, atol=1e-6)
+    assert kept.distance_after == kept.distance_start
+    taken = run(-1e6)  # any refinement is kept
+    assert taken.refined is True and np.max(np.abs(taken.coefficients - start)) > 1e-4
+    assert taken.distance_start is not None and taken.distance_after != taken.distance_start
+    always = run(None)  # no check: the refinement is returned as it is
+    assert always.refined is None and always.distance_start is None
+    np.testing.assert_array_equal(always.coefficients, taken.coefficients)
 
 
 def test_adversarial_recovers_tracker_shift():
