@@ -1,0 +1,134 @@
+"""How much the data allow: the per-cell information bound, and what neighbouring cells add.
+
+    python benchmarks/information.py [--settings calorimeter-paper-uniform,calorimeter-paper] [--seeds 1]
+                                     [--events 30000] [--out FILE.json]
+
+For readouts without noise and threshold (the hits do not depend on the gain), each cell's gain is a
+shift of its log-deposit distribution between two samples. No estimator that uses one cell's readings
+can beat ``var(log ĝ) ≥ (1/n_ref + 1/n_chg) / I`` (``I``: the Fisher information of the log-deposit
+density for a shift, from a kernel density of the reference hits on a grid; ``n``: hits). The script
+prints that bound as an RMSE over cells (bandwidth by Silverman's rule, and half of it, which
+overstates ``I``) beside the ratio-of-means and quantile fits, and measures how much the other cells
+of an event say about a cell: the spread of ``log x_i`` alone, over the sum of its 26 neighbours and
+over the event sum, and the correlations. The last stdout line is one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from recovery import SETTINGS, _dataset
+
+from driftcal.calib.fit import fit
+from driftcal.calib.metrics import active_cells, rmse
+
+GRID = np.linspace(-12.0, 6.0, 1801)  # log MeV
+
+
+def fisher_location(logs: np.ndarray, bandwidth: float) -> float:
+    """Fisher information for a shift of the density of ``logs``, from a Gaussian kernel density."""
+    d = (GRID[:, None] - logs[None, :]) / bandwidth
+    k = np.exp(-0.5 * d * d) / (len(logs) * bandwidth * np.sqrt(2 * np.pi))
+    f, fp = k.sum(1), (-d * k).sum(1) / bandwidth
+    keep = f > 1e-12
+    return float(np.sum(fp[keep] ** 2 / f[keep]) * (GRID[1] - GRID[0]))
+
+
+def bound_rmse(ref: np.ndarray, chg: np.ndarray, truth: np.ndarray, mask: np.ndarray, scale: float) -> float:
+    """RMSE over the ``mask`` cells of an efficient per-cell estimator (delta method: sd(ĝ) = g·sd(log ĝ))."""
+    var = np.zeros(ref.shape[1])
+    for i in np.flatnonzero(mask):
+        logs = np.log(ref[ref[:, i] > 0, i].astype(np.float64))
+        n_chg = int((chg[:, i] > 0).sum())
+        if len(logs) < 2 or n_chg < 1:
+            continue
+        h = scale * 1.06 * np.std(logs) * len(logs) ** -0.2
+        var[i] = (1 / len(logs) + 1 / n_chg) / fisher_location(logs, h)
+    return float(np.sqrt(np.mean((truth * truth * var)[mask])))
+
+
+def neighbour_sums(events: np.ndarray) -> np.ndarray:
+    """Sum of the 26 neighbours (3 × 3 × 3 box minus the cell) of every cell of ``(N, L, H, W)`` events."""
+    padded = np.pad(events, ((0, 0), (1, 1), (1, 1), (1, 1)))
+    _, layers, height, width = events.shape
+    total = np.zeros_like(events)
+    for a in range(3):
+        for b in range(3):
+            for c in range(3):
+                total += padded[:, a : a + layers, b : b + height, c : c + width]
+    return total - events
+
+
+def correlations(reference: np.ndarray) -> dict[str, float]:
+    """Median over cells of the spread of log x_i, alone and over its neighbours' and the event's sum."""
+    x = reference.astype(np.float64)
+    flat, near = x.reshape(len(x), -1), neighbour_sums(x).reshape(len(x), -1)
+    event = flat.sum(1)
+    rows = []
+    for i in range(flat.shape[1]):
+        hit = (flat[:, i] > 0) & (near[:, i] > 1e-3)
+        if hit.sum() < 100:
+            continue
+        lx, ln, le = np.log(flat[hit, i]), np.log(near[hit, i]), np.log(event[hit])
+        rows.append(
+            (lx.std(), (lx - ln).std(), (lx - le).std(), np.corrcoef(lx, ln)[0, 1], np.corrcoef(lx, le)[0, 1])
+        )
+    m = np.median(np.array(rows), axis=0)
+    return {
+        "sd_log_x": float(m[0]),
+        "sd_log_x_over_neighbours": float(m[1]),
+        "sd_log_x_over_event": float(m[2]),
+        "corr_neighbours": float(m[3]),
+        "corr_event": float(m[4]),
+        "cells": len(rows),
+    }
+
+
+def run(name: str, seed: int, events: int) -> dict:
+    setting = SETTINGS[name]
+    if setting.get("noise") or setting.get("threshold"):
+        raise SystemExit(f"{name}: the bound needs a readout without noise and threshold")
+    data = _dataset(setting, seed, events)
+    ref = data.reference.reshape(len(data.reference), -1)
+    chg = data.changed.reshape(len(data.changed), -1)
+    truth = data.truth.reshape(-1)
+    mask = active_cells(data.reference).reshape(-1)
+    out = {"setting": name, "seed": seed, "events": events}
+    for method in ("ratio-of-means", "quantile"):
+        est = fit(data.reference, data.changed, model="cell-gain", method=method, seed=seed).coefficients
+        out[method] = rmse(est.reshape(-1), truth, mask)
+    out["bound_silverman"] = bound_rmse(ref, chg, truth, mask, 1.0)
+    out["bound_half_bandwidth"] = bound_rmse(ref, chg, truth, mask, 0.5)
+    out["correlations"] = correlations(data.reference)
+    print(
+        f"{name} seed={seed}: ratio {out['ratio-of-means']:.4f}  quantile {out['quantile']:.4f}  "
+        f"bound {out['bound_silverman']:.4f} (half bandwidth {out['bound_half_bandwidth']:.4f})  "
+        f"spreads {out['correlations']}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--settings", default="calorimeter-paper-uniform,calorimeter-paper")
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--events", type=int, default=30_000)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    rows = [run(n, s, args.events) for n in args.settings.split(",") if n for s in range(args.seeds)]
+    doc = {"benchmark": "information", "results": rows}
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(doc, indent=1))
+    print(json.dumps(doc))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

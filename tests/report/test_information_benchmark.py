@@ -1,0 +1,28 @@
+"""The pieces of ``benchmarks/information.py``: the Fisher information and the neighbour sums."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+
+def test_fisher_information_of_a_normal_shift(bench_modules):
+    info = importlib.import_module("information")
+    logs = np.random.default_rng(0).normal(-1.0, 0.5, 20000)
+    # a Gaussian kernel of width h widens the density to sd sqrt(0.25 + h²): I = 1 / (0.25 + h²); a narrow
+    # kernel adds sampling wiggles, which overstate I (hence the half-bandwidth column is an upper bound)
+    assert abs(info.fisher_location(logs, 0.1) * (0.25 + 0.1**2) - 1.0) < 0.03
+    assert info.fisher_location(logs, 0.02) > info.fisher_location(logs, 0.1)
+    # twice as wide (kernel too): a quarter of the information
+    assert 0.23 < info.fisher_location(2 * logs, 0.2) / info.fisher_location(logs, 0.1) < 0.27
+
+
+def test_neighbour_sums_match_a_direct_sum(bench_modules):
+    info = importlib.import_module("information")
+    x = np.random.default_rng(1).random((3, 2, 4, 5))
+    got = info.neighbour_sums(x)
+    l, h, w = 1, 2, 3  # an inner cell: its 26 neighbours where they exist (2 layers: 17)
+    box = x[:, max(l - 1, 0) : l + 2, h - 1 : h + 2, w - 1 : w + 2].sum(axis=(1, 2, 3)) - x[:, l, h, w]
+    np.testing.assert_allclose(got[:, l, h, w], box)
+    np.testing.assert_allclose(info.neighbour_sums(np.ones((1, 1, 1, 1))), 0.0)
