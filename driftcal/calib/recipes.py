@@ -30,7 +30,7 @@ class Recipe:
     holdout: float = 0.1
     sharpness: float | None = None  # in units of the noise σ (cell-gain, forward with threshold)
     # hybrid only: keep the refinement when it lowers the held-out distance by more than accept_z
-    # standard errors; a start within accept_z errors of 0 is kept as is (None: always refine)
+    # standard errors, else return the start (None: the refinement is always kept)
     accept_z: float | None = None
     engine: EngineConfig = field(default_factory=EngineConfig)
     stop: StopRule = field(default_factory=StopRule)
