@@ -33,14 +33,18 @@ def _sort_rows(x: torch.Tensor) -> torch.Tensor:
 
 
 class _Levels:
-    """Interpolation positions of per-row quantile levels ``u`` (c, n_q) in sorted samples of size ``n``."""
+    """Interpolation positions ``pos`` (c, n_q), in units of rank, in sorted samples of size ``n``."""
 
-    def __init__(self, u: torch.Tensor, n: int) -> None:
-        p = u.double() * (n - 1)
-        self.lo = p.floor().long()
+    def __init__(self, pos: torch.Tensor, n: int) -> None:
+        self.lo = pos.floor().long().clamp(0, n - 1)
         self.hi = torch.clamp(self.lo + 1, max=n - 1)
-        self.frac = (p - self.lo).float()
+        self.frac = (pos - self.lo).float()
         self.n = n
+
+    @classmethod
+    def at(cls, u: torch.Tensor, n: int) -> _Levels:
+        """Positions of the per-row quantile levels ``u`` (c, n_q) in [0, 1]."""
+        return cls(u.double() * (n - 1), n)
 
     def take(self, rows: torch.Tensor) -> torch.Tensor:
         """Quantiles of sorted ``rows`` (c, K) that hold the top K of n values; the n − K others are 0."""
@@ -62,17 +66,14 @@ def _hit_quantiles(x: torch.Tensor, n_quantiles: int, chunk: int) -> torch.Tenso
         rows = _sort_rows(x[:, s : s + chunk].T)  # readings ≥ 0 here: the zeros come first
         count = (rows != 0).sum(-1, keepdim=True)
         pos = (x.shape[0] - count).double() + base * (count - 1).clamp(min=0).double()
-        lo = pos.floor().long().clamp(0, x.shape[0] - 1)
-        hi = (lo + 1).clamp(max=x.shape[0] - 1)
-        v_lo, v_hi = rows.gather(1, lo), rows.gather(1, hi)
-        out.append(torch.where(count > 0, v_lo + (pos - lo).float() * (v_hi - v_lo), 0.0))
+        out.append(torch.where(count > 0, _Levels(pos, x.shape[0]).take(rows), 0.0))
     return torch.cat(out, dim=0)
 
 
 def _quantiles(x: torch.Tensor, u: torch.Tensor, chunk: int) -> torch.Tensor:
     """Interpolated quantiles (C, n_q) of each column of ``x`` (N, C) at per-cell levels ``u`` (C, n_q)."""
     out = [
-        _Levels(u[s : s + chunk], x.shape[0]).take(_sort_rows(x[:, s : s + chunk].T))
+        _Levels.at(u[s : s + chunk], x.shape[0]).take(_sort_rows(x[:, s : s + chunk].T))
         for s in range(0, x.shape[1], chunk)
     ]
     return torch.cat(out, dim=0)
@@ -143,7 +144,7 @@ class _NoisyModel:
                 block = _sort_rows(key)[:, -max(int(counts.max()), 1) :]
                 block = torch.where(torch.isinf(block), 0.0, block).contiguous()
             z = torch.randn(block.shape, generator=gen, device=ref.device)
-            self.blocks.append((idx, _Levels(u[idx], n_b), block, z))
+            self.blocks.append((idx, _Levels.at(u[idx], n_b), block, z))
 
     def w1(self, gain: torch.Tensor, q_chg: torch.Tensor) -> torch.Tensor:
         out = torch.empty_like(gain)
