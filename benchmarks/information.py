@@ -10,7 +10,10 @@ density for a shift, from a kernel density of the reference hits on a grid; ``n`
 prints that bound as an RMSE over cells (bandwidth by Silverman's rule, and half of it, which
 overstates ``I``) beside the ratio-of-means and quantile fits, and measures how much the other cells
 of an event say about a cell: the spread of ``log x_i`` alone, over the sum of its 26 neighbours and
-over the event sum, and the correlations. The last stdout line is one JSON document.
+over the event sum, and the correlations. For every setting (the bound only without noise and
+threshold) it splits the RMSE by quarter of occupancy (hit count) and gives the RMSE that would remain
+if every cell outside the rarest quarter were exact: a floor for any method, however much it gains on
+the busier cells. The last stdout line is one JSON document.
 """
 
 from __future__ import annotations
@@ -38,8 +41,13 @@ def fisher_location(logs: np.ndarray, bandwidth: float) -> float:
     return float(np.sum(fp[keep] ** 2 / f[keep]) * (GRID[1] - GRID[0]))
 
 
-def bound_rmse(ref: np.ndarray, chg: np.ndarray, truth: np.ndarray, mask: np.ndarray, scale: float) -> float:
-    """RMSE over the ``mask`` cells of an efficient per-cell estimator (delta method: sd(ĝ) = g·sd(log ĝ))."""
+def bound_variance(
+    ref: np.ndarray, chg: np.ndarray, truth: np.ndarray, mask: np.ndarray, scale: float
+) -> np.ndarray:
+    """Per-cell variance of an efficient one-cell estimator on the ``mask`` cells.
+
+    Delta method: sd(ĝ) = g·sd(log ĝ).
+    """
     var = np.zeros(ref.shape[1])
     for i in np.flatnonzero(mask):
         logs = np.log(ref[ref[:, i] > 0, i].astype(np.float64))
@@ -48,7 +56,20 @@ def bound_rmse(ref: np.ndarray, chg: np.ndarray, truth: np.ndarray, mask: np.nda
             continue
         h = scale * 1.06 * np.std(logs) * len(logs) ** -0.2
         var[i] = (1 / len(logs) + 1 / n_chg) / fisher_location(logs, h)
-    return float(np.sqrt(np.mean((truth * truth * var)[mask])))
+    return truth * truth * var
+
+
+def by_occupancy(squared_errors: np.ndarray, hits: np.ndarray, mask: np.ndarray) -> dict[str, object]:
+    """RMSE in the four quarters of the ``mask`` cells by hit count, and the RMSE over all of them if every
+    cell outside the rarest quarter were exact (what no gain on the busier cells can go below)."""
+    edges = np.percentile(hits[mask], [25, 50, 75])
+    quarter = np.digitize(hits, edges)
+    rarest = mask & (quarter == 0)
+    return {
+        "hit_edges": [float(e) for e in edges],
+        "quarter_rmse": [float(np.sqrt(np.mean(squared_errors[mask & (quarter == q)]))) for q in range(4)],
+        "rmse_busier_exact": float(np.sqrt(np.sum(squared_errors[rarest]) / mask.sum())),
+    }
 
 
 def neighbour_sums(events: np.ndarray) -> np.ndarray:
@@ -90,24 +111,36 @@ def correlations(reference: np.ndarray) -> dict[str, float]:
 
 def run(name: str, seed: int, events: int) -> dict:
     setting = SETTINGS[name]
-    if setting.get("noise") or setting.get("threshold"):
-        raise SystemExit(f"{name}: the bound needs a readout without noise and threshold")
     data = _dataset(setting, seed, events)
     ref = data.reference.reshape(len(data.reference), -1)
     chg = data.changed.reshape(len(data.changed), -1)
     truth = data.truth.reshape(-1)
     mask = active_cells(data.reference).reshape(-1)
-    out = {"setting": name, "seed": seed, "events": events}
+    hits = (ref != 0).sum(0)
+    readout = {"noise": setting.get("noise"), "threshold": setting.get("threshold")}
+    out: dict = {"setting": name, "seed": seed, "events": events}
     for method in ("ratio-of-means", "quantile"):
-        est = fit(data.reference, data.changed, model="cell-gain", method=method, seed=seed).coefficients
-        out[method] = rmse(est.reshape(-1), truth, mask)
-    out["bound_silverman"] = bound_rmse(ref, chg, truth, mask, 1.0)
-    out["bound_half_bandwidth"] = bound_rmse(ref, chg, truth, mask, 0.5)
+        est = fit(data.reference, data.changed, model="cell-gain", method=method, seed=seed, **readout)
+        err2 = (est.coefficients.reshape(-1) - truth) ** 2
+        out[method] = rmse(est.coefficients.reshape(-1), truth, mask)
+        out[f"{method}_by_occupancy"] = by_occupancy(err2, hits, mask)
+    # the bound holds where the hits do not depend on the gain: no noise, no threshold
+    if not (readout["noise"] or readout["threshold"]):
+        for key, scale in (("bound_silverman", 1.0), ("bound_half_bandwidth", 0.5)):
+            var = bound_variance(ref, chg, truth, mask, scale)
+            out[key] = float(np.sqrt(np.mean(var[mask])))
+            out[f"{key}_by_occupancy"] = by_occupancy(var, hits, mask)
     out["correlations"] = correlations(data.reference)
+    bound = (
+        f"bound {out['bound_silverman']:.4f} (half bandwidth {out['bound_half_bandwidth']:.4f})"
+        if "bound_silverman" in out
+        else "bound n/a (noise or threshold)"
+    )
+    quarters = " ".join(f"{v:.4f}" for v in out["quantile_by_occupancy"]["quarter_rmse"])
     print(
-        f"{name} seed={seed}: ratio {out['ratio-of-means']:.4f}  quantile {out['quantile']:.4f}  "
-        f"bound {out['bound_silverman']:.4f} (half bandwidth {out['bound_half_bandwidth']:.4f})  "
-        f"spreads {out['correlations']}",
+        f"{name} seed={seed}: ratio {out['ratio-of-means']:.4f}  quantile {out['quantile']:.4f}  {bound}  "
+        f"quantile by quarter of occupancy {quarters}, with the busier three exact "
+        f"{out['quantile_by_occupancy']['rmse_busier_exact']:.4f}  spreads {out['correlations']}",
         file=sys.stderr,
         flush=True,
     )

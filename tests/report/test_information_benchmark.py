@@ -26,3 +26,15 @@ def test_neighbour_sums_match_a_direct_sum(bench_modules):
     box = x[:, max(l - 1, 0) : l + 2, h - 1 : h + 2, w - 1 : w + 2].sum(axis=(1, 2, 3)) - x[:, l, h, w]
     np.testing.assert_allclose(got[:, l, h, w], box)
     np.testing.assert_allclose(info.neighbour_sums(np.ones((1, 1, 1, 1))), 0.0)
+
+
+def test_by_occupancy_splits_the_rmse_and_keeps_only_the_rarest_quarter(bench_modules):
+    info = importlib.import_module("information")
+    hits = np.array([10, 20, 30, 40, 50, 60, 70, 80, 5])
+    mask = np.array([True] * 8 + [False])  # the last cell is not scored
+    err2 = np.array([4.0, 4.0, 1.0, 1.0, 0.0, 0.0, 0.25, 0.25, 100.0])
+    out = info.by_occupancy(err2, hits, mask)
+    np.testing.assert_allclose(out["quarter_rmse"], [2.0, 1.0, 0.0, 0.5])
+    # the rarest quarter's squared errors over all eight scored cells: sqrt(8 / 8)
+    assert out["rmse_busier_exact"] == 1.0
+    assert out["hit_edges"] == [27.5, 45.0, 62.5]
