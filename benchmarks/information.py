@@ -121,9 +121,9 @@ def run(name: str, seed: int, events: int) -> dict:
     out: dict = {"setting": name, "seed": seed, "events": events}
     for method in ("ratio-of-means", "quantile"):
         est = fit(data.reference, data.changed, model="cell-gain", method=method, seed=seed, **readout)
-        err2 = (est.coefficients.reshape(-1) - truth) ** 2
-        out[method] = rmse(est.coefficients.reshape(-1), truth, mask)
-        out[f"{method}_by_occupancy"] = by_occupancy(err2, hits, mask)
+        coefficients = est.coefficients.reshape(-1)
+        out[method] = rmse(coefficients, truth, mask)
+        out[f"{method}_by_occupancy"] = by_occupancy((coefficients - truth) ** 2, hits, mask)
     # the bound holds where the hits do not depend on the gain: no noise, no threshold
     if not (readout["noise"] or readout["threshold"]):
         for key, scale in (("bound_silverman", 1.0), ("bound_half_bandwidth", 0.5)):
