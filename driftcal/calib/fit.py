@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from driftcal.calib.baselines import MeanShift, QuantileGain, QuantileShift, RatioOfMeans
+from driftcal.calib.metrics import active_cells
+from driftcal.calib.pooling import Estimator, PooledGains, Pooling, pooled_fit
 from driftcal.calib.recipes import Recipe, default_recipe, make_engine
 from driftcal.calib.suppressed import fill_if_suppressed
 from driftcal.calib.training import StepCallback, probe_distance, run_engine, split_holdout
@@ -36,6 +38,8 @@ class FitResult:
     start: str | None = None  # adversarial: where θ started ("quantile": the per-cell fit, "ones")
     refined: bool | None = None  # hybrid: False when the held-out distance kept the start (Recipe.accept_z)
     distance_start: float | None = None  # hybrid: held-out distance at the start, beside distance_after
+    pooled_cells: int | None = None  # cell gains pooled over cells (calib/pooling.py); None: not pooled
+    pool_groups: int | None = None  # dose groups of the pooling
 
 
 def _baseline(model: str, method: str, *, noise: float | None, threshold: float | None, seed: int):  # noqa: ANN202
@@ -61,6 +65,40 @@ def resolve_method(model: str, method: str) -> str:
     return "quantile" if model == "cell-gain" else "ratio-of-means"
 
 
+@dataclass
+class _Pool:
+    """What pooling needs from the raw reference: each cell's dose and the cells to pool."""
+
+    dose: np.ndarray
+    usable: np.ndarray
+    settings: Pooling
+
+    @classmethod
+    def of(cls, reference: np.ndarray, seed: int) -> _Pool:
+        ref = np.asarray(reference)
+        dose = ref.reshape(len(ref), -1).mean(0, dtype=np.float64).reshape(ref.shape[1:])
+        return cls(dose=dose, usable=active_cells(ref), settings=Pooling(seed=seed))
+
+    def apply(self, estimator: Estimator, reference: Any, changed: Any, estimate: np.ndarray) -> PooledGains:
+        return pooled_fit(
+            estimator,
+            reference,
+            changed,
+            estimate,
+            dose=self.dose,
+            usable=self.usable,
+            pooling=self.settings,
+        )
+
+
+def _pool_default(model: str, method: str, pool: bool | None) -> bool:
+    if pool is None:  # on where the fit is meant to be the best one: the hybrid, and auto
+        return model == "cell-gain" and method in ("adversarial", "auto")
+    if pool and model != "cell-gain":
+        raise InputError("pooling over cells is for cell gains (--model cell-gain); drop --pool")
+    return pool
+
+
 def fit(
     reference: np.ndarray,
     changed: np.ndarray,
@@ -77,6 +115,7 @@ def fit(
     callback: StepCallback | None = None,
     bf16: bool = False,
     probe_steps: int = 100,
+    pool: bool | None = None,
 ) -> FitResult:
     """Fit the physical coefficients that map ``reference`` onto ``changed``.
 
@@ -89,6 +128,12 @@ def fit(
     ``threshold`` and ``noise`` describe the readout; with both, the quantile and adversarial fits
     first fill the suppressed reference entries just below the threshold
     (:func:`~driftcal.calib.suppressed.fill_suppressed`), which removes most of the forward model's bias.
+
+    ``pool`` (cell-gain only; default on for ``adversarial`` and ``auto``, off for the baselines) pools
+    the per-cell estimates over cells of similar dose by empirical Bayes (:mod:`driftcal.calib.pooling`):
+    the per-cell fit runs again on two halves of the events, and the result carries the posterior
+    standard deviation in ``uncertainty``. For the hybrid the pooled per-cell fit is the start. A recipe
+    that starts at 1 has no per-cell start, and then nothing is pooled.
 
     Adversarial only: ``callback(engine, stats)`` runs after every step and stops the run by
     returning True (see :func:`~driftcal.calib.training.run_engine`); ``bf16`` trains the critic under
@@ -103,12 +148,23 @@ def fit(
     if steps is not None and steps < 0:
         raise InputError(f"--steps must be ≥ 0, got {steps}")
     used = resolve_method(model, method)
+    pooling = _Pool.of(reference, seed) if _pool_default(model, method, pool) else None
     if model == "cell-gain" and used != "ratio-of-means":
         reference = fill_if_suppressed(reference, noise=noise, threshold=threshold, seed=seed)
     if used != "adversarial":
         estimator = _baseline(model, used, noise=noise, threshold=threshold, seed=seed)
         coefficients = np.asarray(estimator.fit(reference, changed), dtype=np.float64)
-        return FitResult(model=model, method=used, coefficients=coefficients)
+        if pooling is None:
+            return FitResult(model=model, method=used, coefficients=coefficients)
+        pooled = pooling.apply(estimator.fit, reference, changed, coefficients)
+        return FitResult(
+            model=model,
+            method=used,
+            coefficients=pooled.coefficients,
+            uncertainty=pooled.uncertainty,
+            pooled_cells=int(pooled.pooled.sum()),
+            pool_groups=pooled.groups,
+        )
     return _fit_adversarial(
         reference,
         changed,
@@ -123,6 +179,7 @@ def fit(
         callback=callback,
         bf16=bf16,
         probe_steps=probe_steps,
+        pooling=pooling,
     )
 
 
@@ -141,6 +198,7 @@ def _fit_adversarial(
     callback: StepCallback | None = None,
     bf16: bool = False,
     probe_steps: int = 100,
+    pooling: _Pool | None = None,
 ) -> FitResult:
     event_shape = tuple(reference.shape[1:])
     recipe = recipe or default_recipe(model, event_shape)
@@ -161,9 +219,13 @@ def _fit_adversarial(
     chg = torch.as_tensor(np.asarray(changed, dtype=np.float32))
     ref_train, ref_hold = split_holdout(ref, recipe.holdout, gen)
     chg_train, chg_hold = split_holdout(chg, recipe.holdout, gen)
-    start, fitted = None, None
+    start, fitted, pooled = None, None, None
     if recipe.init == "quantile":  # on all events: leaving out the held-out 10 % cost the start ~5 %
-        fitted = _baseline(model, "quantile", noise=noise, threshold=threshold, seed=seed).fit(ref, chg)
+        per_cell = _baseline(model, "quantile", noise=noise, threshold=threshold, seed=seed)
+        fitted = np.asarray(per_cell.fit(ref, chg), dtype=np.float64)
+        if pooling is not None:
+            pooled = pooling.apply(per_cell.fit, ref, chg, fitted)
+            fitted = pooled.coefficients
         start = torch.as_tensor(np.asarray(fitted), dtype=torch.float32)
         engine.warm_start(coefficients=start)
     to_dev = engine.device
@@ -207,4 +269,8 @@ def _fit_adversarial(
         start=recipe.init,
         refined=refined,
         distance_start=None if at_start is None else at_start[0],
+        # the posterior sd describes the pooled start, so only when the start is what is returned
+        uncertainty=pooled.uncertainty if pooled is not None and refined is False else None,
+        pooled_cells=None if pooled is None else int(pooled.pooled.sum()),
+        pool_groups=None if pooled is None else pooled.groups,
     )

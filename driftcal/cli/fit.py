@@ -39,6 +39,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--threshold", type=non_negative_float, metavar="T", help="zero-suppression threshold"
     )
     parser.add_argument("--noise", type=non_negative_float, metavar="SIGMA", help="electronic noise σ")
+    parser.add_argument(
+        "--pool",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="pool the per-cell gains over cells of similar dose by empirical Bayes "
+        "(cell-gain; default: on for adversarial and auto, off for the baselines)",
+    )
     parser.add_argument("--truth", type=Path, metavar="TRUTH.npy", help="true coefficients, to score the fit")
     parser.add_argument("--steps", type=positive_int, metavar="K", help="optimisation steps (adversarial)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -77,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         progress=not args.no_progress and sys.stderr.isatty(),
+        pool=args.pool,
     )
     coefficients = np.asarray(result.coefficients, dtype=np.float64)
     if coefficients.shape != reference.shape[1:]:
@@ -145,6 +153,14 @@ def _summary(method: str, model: str, coefficients: np.ndarray, result: object) 
     )
     if before is not None or after is not None:
         line += f"; distance {_fmt(before)} -> {_fmt(after)}"
+    pooled = getattr(result, "pooled_cells", None)
+    if pooled is not None:
+        groups = getattr(result, "pool_groups", 0)
+        line += (
+            f"; pooled {pooled} cells in {groups} dose groups (empirical Bayes)"
+            if pooled
+            else "; too few cells to pool"
+        )
     steps = getattr(result, "steps", 0)
     if steps:
         line += f"; {steps} steps"

@@ -9,6 +9,7 @@ import types
 import numpy as np
 import pytest
 
+from driftcal.calib import fit as fitting
 from driftcal.coefficients import CoefficientDocument
 
 
@@ -38,9 +39,37 @@ def test_defaults(cli, calo_pair, fake_fit):
     )
     (call,) = fake_fit.calls
     expected = {"method": "adversarial", "threshold": None, "noise": None, "steps": None, "seed": 0}
+    expected |= {"pool": None}  # fit() decides: on for adversarial and auto
     assert {k: call[k] for k in expected} == expected
     assert call["device"] == "auto"
     assert call["progress"] is False  # stderr is not a TTY under pytest
+
+
+@pytest.mark.parametrize(("flag", "pool"), [("--pool", True), ("--no-pool", False)])
+def test_pool_flag_reaches_fit(cli, calo_pair, fake_fit, flag, pool):
+    argv = ("fit", "--reference", calo_pair[0], "--changed", calo_pair[1], "--model", "cell-gain")
+    assert cli(*argv, "--method", "quantile", flag).code == 0
+    assert fake_fit.calls[0]["pool"] is pool
+
+
+@pytest.mark.parametrize(
+    ("cells", "says"),
+    [(17, "; pooled 17 cells in 2 dose groups (empirical Bayes)"), (0, "; too few cells to pool")],
+)
+def test_summary_says_whether_it_pooled(cli, calo_pair, monkeypatch, cells, says):
+    def pooled(reference, changed, **kwargs):
+        return fitting.FitResult(
+            model="cell-gain",
+            method="quantile",
+            coefficients=np.full(reference.shape[1:], 0.9),
+            pooled_cells=cells,
+            pool_groups=2 if cells else 0,
+        )
+
+    monkeypatch.setattr(fitting, "fit", pooled)
+    outcome = cli("fit", "--reference", calo_pair[0], "--changed", calo_pair[1], "--model", "cell-gain")
+    assert outcome.code == 0, outcome.err
+    assert outcome.err.strip().splitlines()[-1].endswith(says)
 
 
 def test_document_written(cli, calo_pair, fake_fit, tmp_path):

@@ -1,0 +1,125 @@
+"""Empirical-Bayes pooling of per-cell gains (driftcal/calib/pooling.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from driftcal.calib.fit import fit
+from driftcal.calib.pooling import Pooling, pool_gains, pooled_fit
+from driftcal.errors import InputError
+
+
+def _noisy(truth: np.ndarray, sd: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """A full-sample estimate and two half-sample ones with log-normal noise (halves: twice the variance)."""
+    a = truth * np.exp(rng.normal(0.0, sd * np.sqrt(2.0)))
+    b = truth * np.exp(rng.normal(0.0, sd * np.sqrt(2.0)))
+    return np.sqrt(a * b), a, b  # the full sample's log estimate is the mean of the halves'
+
+
+def _rmse(x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((x - y) ** 2)))
+
+
+def test_pooling_lowers_the_rmse_and_uses_the_dose_groups():
+    rng = np.random.default_rng(0)
+    n = 1200
+    dose = rng.uniform(0.0, 1.0, n)
+    truth = np.where(dose < 0.5, 0.95, 0.7) * np.exp(rng.normal(0.0, 0.01, n))  # gains follow the dose
+    sd = np.where(dose < 0.5, 0.15, 0.03)  # rarely hit cells: noisy estimates
+    est, a, b = _noisy(truth, sd, rng)
+    pooled = pool_gains(est, a, b, dose, np.ones(n, bool))
+    assert pooled.groups == 4 and pooled.pooled.all()
+    assert _rmse(pooled.coefficients, truth) < 0.4 * _rmse(est, truth)
+    z = (pooled.coefficients - truth) / pooled.uncertainty
+    assert 0.5 < np.sqrt(np.mean(z**2)) < 2.0  # the posterior sd has the right size
+    single = pool_gains(est, a, b, dose, np.ones(n, bool), Pooling(groups=1))
+    assert single.groups == 1
+    assert _rmse(pooled.coefficients, truth) < _rmse(single.coefficients, truth)
+
+
+def test_pooling_helps_without_structure_and_keeps_a_precise_outlier():
+    rng = np.random.default_rng(1)
+    n = 800
+    truth = rng.uniform(0.6, 1.0, n)
+    truth[:5] = 0.3  # dead cells, precisely measured
+    sd = rng.choice([0.02, 0.12], n)
+    sd[:5] = 0.01
+    est, a, b = _noisy(truth, sd, rng)
+    pooled = pool_gains(est, a, b, rng.uniform(size=n), np.ones(n, bool))
+    assert _rmse(pooled.coefficients, truth) < 0.9 * _rmse(est, truth)
+    np.testing.assert_allclose(pooled.coefficients[:5], 0.3, atol=0.02)
+
+
+def test_unusable_cells_are_left_alone_and_too_few_cells_pool_nothing():
+    rng = np.random.default_rng(2)
+    n = 300
+    truth = rng.uniform(0.6, 1.0, n)
+    est, a, b = _noisy(truth, np.full(n, 0.05), rng)
+    est[0], a[1], b[2] = 1.0, 0.0, np.nan  # 0 is not usable; 1 and 2 lack a half estimate
+    usable = np.ones(n, bool)
+    usable[0] = False
+    grid = [x.reshape(3, 100) for x in (est, a, b, np.arange(float(n)), usable)]
+    pooled = pool_gains(*grid)
+    assert pooled.coefficients.shape == (3, 100)
+    flat, unc = pooled.coefficients.reshape(-1), pooled.uncertainty.reshape(-1)
+    np.testing.assert_array_equal(flat[:3], est[:3])
+    assert np.isnan(unc[:3]).all() and np.isfinite(unc[3:]).all()
+    assert pooled.groups == 2  # 297 cells: groups of at least 100
+    few = pool_gains(est[3:12], a[3:12], b[3:12], np.arange(9), np.ones(9, bool))
+    assert few.groups == 0 and not few.pooled.any()
+    np.testing.assert_array_equal(few.coefficients, est[3:12])
+
+
+def test_bad_arguments_are_input_errors():
+    with pytest.raises(InputError, match="one shape"):
+        pool_gains(np.ones(3), np.ones(3), np.ones(4), np.ones(3), np.ones(3, bool))
+    with pytest.raises(InputError, match="groups"):
+        Pooling(groups=0)
+
+
+def test_pooled_fit_runs_the_estimator_on_disjoint_halves():
+    seen: list[tuple[int, int, float]] = []
+
+    def estimator(reference: np.ndarray, changed: np.ndarray) -> np.ndarray:
+        seen.append((len(reference), len(changed), float(reference[:, 0].sum())))
+        return changed.mean(0) / reference.mean(0)
+
+    reference = np.arange(1.0, 101.0)[:, None] * np.ones((1, 30))
+    changed = 0.9 * reference[:60]
+    pooled_fit(estimator, reference, changed, np.full(30, 0.9), dose=np.ones(30), usable=np.ones(30, bool))
+    (n_ref_a, n_chg_a, sum_a), (n_ref_b, n_chg_b, sum_b) = seen
+    assert (n_ref_a, n_ref_b, n_chg_a, n_chg_b) == (50, 50, 30, 30)
+    assert sum_a + sum_b == pytest.approx(reference[:, 0].sum())  # the halves split the events
+
+
+def _calorimeter(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cells with occupancy from 2 % to 60 % and gains that fall with it (a dose law)."""
+    occupancy = np.geomspace(0.02, 0.6, 240)
+    truth = 1.0 - 0.3 * np.sqrt(occupancy / occupancy.max())
+
+    def sample(gain: np.ndarray) -> np.ndarray:
+        hit = rng.random((n, occupancy.size)) < occupancy
+        return (gain * rng.gamma(2.0, 1.0, (n, occupancy.size)) * hit).astype(np.float32)
+
+    return sample(np.ones_like(truth)), sample(truth), truth
+
+
+def test_fit_pools_by_default_for_auto_and_not_for_the_baseline():
+    reference, changed, truth = _calorimeter(np.random.default_rng(3), 4000)
+    per_cell = fit(reference, changed, model="cell-gain", method="quantile")
+    pooled = fit(reference, changed, model="cell-gain", method="auto")
+    assert per_cell.pooled_cells is None and per_cell.uncertainty is None
+    assert pooled.method == "quantile" and pooled.pooled_cells == 240 and pooled.pool_groups == 2
+    assert pooled.uncertainty is not None and np.isfinite(pooled.uncertainty).all()
+    assert _rmse(pooled.coefficients, truth) < 0.8 * _rmse(per_cell.coefficients, truth)
+    explicit = fit(reference, changed, model="cell-gain", method="quantile", pool=True)
+    np.testing.assert_array_equal(explicit.coefficients, pooled.coefficients)
+    off = fit(reference, changed, model="cell-gain", method="auto", pool=False)
+    np.testing.assert_array_equal(off.coefficients, per_cell.coefficients)
+
+
+def test_pooling_plane_shifts_is_an_input_error():
+    hits = np.zeros((100, 3))
+    with pytest.raises(InputError, match="cell gains"):
+        fit(hits, hits, model="plane-shift", method="ratio-of-means", pool=True)
