@@ -13,7 +13,10 @@ of an event say about a cell: the spread of ``log x_i`` alone, over the sum of i
 over the event sum, and the correlations. For every setting (the bound only without noise and
 threshold) it splits the RMSE by quarter of occupancy (hit count) and gives the RMSE that would remain
 if every cell outside the rarest quarter were exact: a floor for any method, however much it gains on
-the busier cells. The last stdout line is one JSON document.
+the busier cells. It does the same for the per-cell fit pooled over cells (``quantile+pool``,
+``driftcal/calib/pooling.py``), and compares the pooled fit's errors with its posterior standard
+deviation (``quantile+pool_z_rms``: 1 when the uncertainty is right). The last stdout line is one JSON
+document.
 """
 
 from __future__ import annotations
@@ -72,6 +75,12 @@ def by_occupancy(squared_errors: np.ndarray, hits: np.ndarray, mask: np.ndarray)
     }
 
 
+def error_over_sd(errors: np.ndarray, sd: np.ndarray, mask: np.ndarray) -> float:
+    """RMS of ``error / sd`` over the ``mask`` cells with a finite positive sd: 1 when the sd is right."""
+    scored = mask & np.isfinite(sd) & (sd > 0)
+    return float(np.sqrt(np.mean((errors[scored] / sd[scored]) ** 2)))
+
+
 def neighbour_sums(events: np.ndarray) -> np.ndarray:
     """Sum of the 26 neighbours (3 × 3 × 3 box minus the cell) of every cell of ``(N, L, H, W)`` events."""
     padded = np.pad(events, ((0, 0), (1, 1), (1, 1), (1, 1)))
@@ -119,11 +128,18 @@ def run(name: str, seed: int, events: int) -> dict:
     hits = (ref != 0).sum(0)
     readout = {"noise": setting.get("noise"), "threshold": setting.get("threshold")}
     out: dict = {"setting": name, "seed": seed, "events": events}
-    for method in ("ratio-of-means", "quantile"):
-        est = fit(data.reference, data.changed, model="cell-gain", method=method, seed=seed, **readout)
+    for label, method, pool in (
+        ("ratio-of-means", "ratio-of-means", False),
+        ("quantile", "quantile", False),
+        ("quantile+pool", "quantile", True),
+    ):
+        est = fit(data.reference, data.changed, model="cell-gain", method=method, seed=seed, pool=pool,
+                  **readout)  # fmt: skip
         coefficients = est.coefficients.reshape(-1)
-        out[method] = rmse(coefficients, truth, mask)
-        out[f"{method}_by_occupancy"] = by_occupancy((coefficients - truth) ** 2, hits, mask)
+        out[label] = rmse(coefficients, truth, mask)
+        out[f"{label}_by_occupancy"] = by_occupancy((coefficients - truth) ** 2, hits, mask)
+        if est.uncertainty is not None:
+            out[f"{label}_z_rms"] = error_over_sd(coefficients - truth, est.uncertainty.reshape(-1), mask)
     # the bound holds where the hits do not depend on the gain: no noise, no threshold
     if not (readout["noise"] or readout["threshold"]):
         for key, scale in (("bound_silverman", 1.0), ("bound_half_bandwidth", 0.5)):
@@ -137,10 +153,14 @@ def run(name: str, seed: int, events: int) -> dict:
         else "bound n/a (noise or threshold)"
     )
     quarters = " ".join(f"{v:.4f}" for v in out["quantile_by_occupancy"]["quarter_rmse"])
+    pooled = " ".join(f"{v:.4f}" for v in out["quantile+pool_by_occupancy"]["quarter_rmse"])
+    z_rms = out.get("quantile+pool_z_rms", float("nan"))
     print(
         f"{name} seed={seed}: ratio {out['ratio-of-means']:.4f}  quantile {out['quantile']:.4f}  {bound}  "
         f"quantile by quarter of occupancy {quarters}, with the busier three exact "
-        f"{out['quantile_by_occupancy']['rmse_busier_exact']:.4f}  spreads {out['correlations']}",
+        f"{out['quantile_by_occupancy']['rmse_busier_exact']:.4f}  pooled {out['quantile+pool']:.4f} "
+        f"(by quarter {pooled}; error / posterior sd: rms {z_rms:.2f})  "
+        f"spreads {out['correlations']}",
         file=sys.stderr,
         flush=True,
     )

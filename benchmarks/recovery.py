@@ -1,11 +1,13 @@
 """Accuracy benchmark: the adversarial fit beside the baselines, mean ± std over seeds.
 
     python benchmarks/recovery.py [--quick] [--seeds 3] [--settings calorimeter-zs,tracker] [--out FILE.json]
+                                  [--methods ratio-of-means,quantile,quantile+pool,adversarial]
 
 Each setting simulates reference and changed data with ``driftcal.sim`` for every seed, fits every
-method with ``driftcal.calib.fit.fit``, and scores the coefficients against the injected truth:
-RMSE and R² over cells with signal (calorimeter) or the maximum absolute shift error (tracker).
-The last stdout line is the whole result as one JSON document; ``--out`` also writes it to a file.
+method with ``driftcal.calib.fit.fit`` (``quantile+pool``: the per-cell fit pooled over cells, which is
+also where the adversarial fit starts; cell gains only), and scores the coefficients against the
+injected truth: RMSE and R² over cells with signal (calorimeter) or the maximum absolute shift error
+(tracker). The last stdout line is the whole result as one JSON document; ``--out`` also writes it to a file.
 """
 
 from __future__ import annotations
@@ -101,7 +103,14 @@ SETTINGS: dict[str, dict] = {
     # six planes, four free shifts
     "tracker-6": {"kind": "tracker", "events": 100_000, "noise": 1e-3, "z": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)},
 }
-METHODS = ("ratio-of-means", "quantile", "adversarial")
+# label -> (fit method, pool); "quantile+pool" is the per-cell fit pooled over cells by empirical Bayes
+# (driftcal/calib/pooling.py), the adversarial fit's start; cell gains only
+METHODS: dict[str, tuple[str, bool | None]] = {
+    "ratio-of-means": ("ratio-of-means", False),
+    "quantile": ("quantile", False),
+    "quantile+pool": ("quantile", True),
+    "adversarial": ("adversarial", None),
+}
 QUICK_EVENTS = {"calorimeter": 6_000, "tracker": 20_000}
 
 
@@ -133,21 +142,32 @@ def _score(kind: str, estimate: np.ndarray, truth: np.ndarray, reference: np.nda
     return {"max_abs_error": float(np.max(np.abs(estimate - truth)))}
 
 
-def run_setting(name: str, setting: dict, seeds: list[int], *, quick: bool, steps: int | None) -> dict:
+def run_setting(
+    name: str,
+    setting: dict,
+    seeds: list[int],
+    *,
+    quick: bool,
+    steps: int | None,
+    methods: tuple[str, ...] = tuple(METHODS),
+) -> dict:
     """Fit every method on every seed of one setting; returns per-method values and summaries."""
     kind = setting["kind"]
     events = QUICK_EVENTS[kind] if quick else setting["events"]
     model = "cell-gain" if kind == "calorimeter" else "plane-shift"
-    per_method: dict[str, dict[str, list[float]]] = {m: {} for m in METHODS}
+    labels = [m for m in methods if kind == "calorimeter" or not METHODS[m][1]]  # no pooling of plane shifts
+    per_method: dict[str, dict[str, list[float]]] = {m: {} for m in labels}
     for seed in seeds:
         data = _dataset(setting, seed, events)
-        for method in METHODS:
+        for method in labels:
+            used, pool = METHODS[method]
             t0 = time.perf_counter()
             result = fit(
                 data.reference,
                 data.changed,
                 model=model,
-                method=method,
+                method=used,
+                pool=pool if kind == "calorimeter" else False,
                 noise=setting.get("noise") if kind == "calorimeter" else None,
                 threshold=setting.get("threshold") if kind == "calorimeter" else None,
                 steps=steps,
@@ -157,6 +177,8 @@ def run_setting(name: str, setting: dict, seeds: list[int], *, quick: bool, step
             scores = _score(kind, result.coefficients, data.truth, data.reference)
             scores["seconds"] = time.perf_counter() - t0
             scores["steps"] = result.steps
+            if result.pooled_cells is not None:
+                scores["pooled_cells"] = result.pooled_cells
             if result.refined is not None:  # hybrid: 1 when the refinement was kept, 0 when the start was
                 scores["refined"] = float(result.refined)
             for key, value in scores.items():
@@ -199,15 +221,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--settings", default="calorimeter-zs,calorimeter-paper,tracker,tracker-6")
     parser.add_argument("--steps", type=int, default=None, help="override the adversarial step budget")
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"some of {','.join(METHODS)}")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     names = [s for s in args.settings.split(",") if s]
     unknown = [s for s in names if s not in SETTINGS]
     if unknown:
         parser.error(f"unknown settings {unknown}; choose from {sorted(SETTINGS)}")
+    methods = tuple(m for m in args.methods.split(",") if m)
+    if not methods or any(m not in METHODS for m in methods):
+        parser.error(f"--methods takes some of {','.join(METHODS)}, got {args.methods!r}")
     seeds = list(range(args.seeds))
     results = {
-        name: run_setting(name, SETTINGS[name], seeds, quick=args.quick, steps=args.steps) for name in names
+        name: run_setting(name, SETTINGS[name], seeds, quick=args.quick, steps=args.steps, methods=methods)
+        for name in names
     }
     doc = {
         "benchmark": "recovery",

@@ -38,3 +38,14 @@ def test_by_occupancy_splits_the_rmse_and_keeps_only_the_rarest_quarter(bench_mo
     # the rarest quarter's squared errors over all eight scored cells: sqrt(8 / 8)
     assert out["rmse_busier_exact"] == 1.0
     assert out["hit_edges"] == [27.5, 45.0, 62.5]
+
+
+def test_error_over_sd_is_one_when_the_sd_is_right(bench_modules):
+    info = importlib.import_module("information")
+    rng = np.random.default_rng(2)
+    sd = rng.uniform(0.01, 0.1, 20000)
+    sd[:10] = np.nan  # not pooled: not scored
+    errors = rng.normal(0.0, np.nan_to_num(sd, nan=1.0))
+    mask = np.ones(sd.size, bool)
+    assert abs(info.error_over_sd(errors, sd, mask) - 1.0) < 0.02
+    assert abs(info.error_over_sd(2 * errors, sd, mask) - 2.0) < 0.04
