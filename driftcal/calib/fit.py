@@ -56,10 +56,9 @@ def resolve_method(model: str, method: str) -> str:
     Cell gains: the per-cell quantile fit, which :func:`fit` pools over cells by default. Always kept, the
     adversarial refinement of it changed its RMSE by −6 % to +12 % across aging laws and readouts; kept only
     when the held-out distance confirms it, it returned the quantile fit on every benchmark seed, at 30–100×
-    the time. Starting at 1 it won only where
-    the aging law kept rarely hit cells near 1. Plane shifts: the frame-corrected difference of means, which
-    for straight tracks is the residual estimator at the statistical floor; the adversarial fit came within
-    1–3x of it.
+    the time. Starting at 1 it won only where the aging law kept rarely hit cells near 1. Plane shifts: the
+    frame-corrected difference of means, which for straight tracks is the residual estimator at the
+    statistical floor; the adversarial fit came within 1–3x of it.
     """
     if method != "auto":
         return method

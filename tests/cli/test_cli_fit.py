@@ -72,6 +72,29 @@ def test_summary_says_whether_it_pooled(cli, calo_pair, monkeypatch, cells, says
     assert outcome.err.strip().splitlines()[-1].endswith(says)
 
 
+def test_cells_without_a_posterior_sd_have_null_uncertainty(cli, calo_pair, monkeypatch, tmp_path):
+    def partly_pooled(reference, changed, **kwargs):
+        uncertainty = np.full(reference.shape[1:], 0.02)
+        uncertainty[0, 0, 0] = np.nan  # a cell that was not pooled
+        return fitting.FitResult(
+            model="cell-gain",
+            method="quantile",
+            coefficients=np.full(reference.shape[1:], 0.9),
+            uncertainty=uncertainty,
+            pooled_cells=17,
+            pool_groups=1,
+        )
+
+    monkeypatch.setattr(fitting, "fit", partly_pooled)
+    out = tmp_path / "doc.json"
+    argv = ("fit", "--reference", calo_pair[0], "--changed", calo_pair[1], "--model", "cell-gain")
+    assert cli(*argv, "--out", out).code == 0
+    raw = json.loads(out.read_text())["uncertainty"]
+    assert raw[0][0][0] is None and raw[0][0][1] == 0.02  # strict JSON: null, not NaN
+    unc = CoefficientDocument.from_json(out.read_text()).uncertainty_array()
+    assert np.isnan(unc[0, 0, 0]) and np.isfinite(unc.reshape(-1)[1:]).all()
+
+
 def test_document_written(cli, calo_pair, fake_fit, tmp_path):
     out = tmp_path / "doc.json"
     argv = ("fit", "--reference", calo_pair[0], "--changed", calo_pair[1], "--model", "cell-gain")
