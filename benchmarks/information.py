@@ -133,8 +133,9 @@ def run(name: str, seed: int, events: int) -> dict:
         ("quantile", "quantile", False),
         ("quantile+pool", "quantile", True),
     ):
-        est = fit(data.reference, data.changed, model="cell-gain", method=method, seed=seed, pool=pool,
-                  **readout)  # fmt: skip
+        est = fit(
+            data.reference, data.changed, model="cell-gain", method=method, seed=seed, pool=pool, **readout
+        )
         coefficients = est.coefficients.reshape(-1)
         out[label] = rmse(coefficients, truth, mask)
         out[f"{label}_by_occupancy"] = by_occupancy((coefficients - truth) ** 2, hits, mask)
