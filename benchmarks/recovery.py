@@ -167,7 +167,7 @@ def run_setting(
                 data.changed,
                 model=model,
                 method=used,
-                pool=pool if kind == "calorimeter" else False,
+                pool=pool,
                 noise=setting.get("noise") if kind == "calorimeter" else None,
                 threshold=setting.get("threshold") if kind == "calorimeter" else None,
                 steps=steps,

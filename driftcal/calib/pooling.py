@@ -78,11 +78,11 @@ class PooledGains:
     groups: int
 
 
-def _equal_count_labels(key: np.ndarray, k: int) -> np.ndarray:
-    """Label 0..k-1 for each entry: k groups of (nearly) equal count in the order of ``key``."""
+def _ranks(key: np.ndarray) -> np.ndarray:
+    """Rank 0..n-1 of each entry in the order of ``key``; ``rank * k // n`` labels k equal-count groups."""
     rank = np.empty(len(key), dtype=np.int64)
     rank[np.argsort(key, kind="stable")] = np.arange(len(key))
-    return rank * k // len(key)
+    return rank
 
 
 def _posterior(
@@ -133,12 +133,12 @@ def pool_gains(
     n = int(ok.sum())
     if n < pooling.min_cells:
         return PooledGains(coefficients.reshape(shape), uncertainty.reshape(shape), np.zeros(shape, bool), 0)
-    y, key = np.log(est[ok]), dose[ok]
+    y, rank = np.log(est[ok]), _ranks(dose[ok])
     half_var = (np.log(a[ok]) - np.log(b[ok])) ** 2 / 4.0
-    bins = _equal_count_labels(key, max(1, min(pooling.variance_bins, n // pooling.cells_per_bin)))
+    bins = rank * max(1, min(pooling.variance_bins, n // pooling.cells_per_bin)) // n
     v = (np.bincount(bins, half_var) / np.bincount(bins))[bins]
     n_groups = max(1, min(pooling.groups, n // pooling.cells_per_group))
-    groups = _equal_count_labels(key, n_groups)
+    groups = rank * n_groups // n
     mean, sd = np.empty(n), np.empty(n)
     for g in range(n_groups):
         sel = groups == g
