@@ -103,6 +103,20 @@ def _partition(ref: torch.Tensor, chunk: int, cap: int | None) -> list[torch.Ten
     ]
 
 
+class _Squash:
+    """The monotone map ``asinh(x / s)`` under which model and changed quantiles are compared.
+
+    ``scale`` is None (compare the readings themselves) or a per-cell (C, 1) tensor ``s``: linear below
+    ``s`` and logarithmic above it, so a cell's rare large readings do not outweigh its many small ones.
+    """
+
+    def __init__(self, scale: torch.Tensor | None) -> None:
+        self.scale = scale
+
+    def __call__(self, q: torch.Tensor, idx: torch.Tensor | slice) -> torch.Tensor:
+        return q if self.scale is None else torch.asinh(q / self.scale[idx])
+
+
 class _NoisyModel:
     """Reference readings packed per block of cells, with fixed normal draws (common random numbers).
 
@@ -119,11 +133,12 @@ class _NoisyModel:
         est: QuantileGain,
         u: torch.Tensor,
         gen: torch.Generator,
+        squash: _Squash,
         cap: int | None = None,
         share: _NoisyModel | None = None,
     ) -> None:
         n, n_cells = ref.shape
-        self.noise, self.threshold = est.noise, est.threshold
+        self.noise, self.threshold, self.squash = est.noise, est.threshold, squash
         self.subsampled = torch.zeros(n_cells, dtype=torch.bool, device=ref.device)
         self.blocks = []
         for i, idx in enumerate(_partition(ref, est.chunk_cells, est.coarse_hits)):
@@ -150,7 +165,7 @@ class _NoisyModel:
         out = torch.empty_like(gain)
         for idx, levels, block, z in self.blocks:
             y = forward_readout(block.T, gain[idx], noise=self.noise, threshold=self.threshold, z=z.T)
-            q = levels.take(_sort_rows(y.T))
+            q = self.squash(levels.take(_sort_rows(y.T)), idx)
             out[idx] = (q - q_chg[idx]).abs().mean(-1)
         return out
 
@@ -158,11 +173,11 @@ class _NoisyModel:
 class _MonotoneModel:
     """Noise-free forward model: monotone in the reading, so it maps reference quantiles directly."""
 
-    def __init__(self, q_ref: torch.Tensor, threshold: float | None) -> None:
-        self.q_ref, self.threshold = q_ref, threshold
+    def __init__(self, q_ref: torch.Tensor, threshold: float | None, squash: _Squash) -> None:
+        self.q_ref, self.threshold, self.squash = q_ref, threshold, squash
 
     def w1(self, gain: torch.Tensor, q_chg: torch.Tensor) -> torch.Tensor:
-        q = forward_readout(self.q_ref.T, gain, threshold=self.threshold).T
+        q = self.squash(forward_readout(self.q_ref.T, gain, threshold=self.threshold).T, slice(None))
         return (q - q_chg).abs().mean(-1)
 
 
@@ -250,8 +265,12 @@ class QuantileGain:
         seed: int = 0,
         device: str = "cpu",
         num_threads: int | None = 1,
+        compare: str = "linear",
     ) -> None:
         lo, hi = alpha_range
+        if compare not in ("log", "linear"):
+            raise InputError(f"compare must be 'log' or 'linear', got {compare!r}")
+        self.compare = compare
         if not 0 < lo < hi:
             raise InputError(f"alpha_range must satisfy 0 < lo < hi, got {alpha_range}")
         if n_quantiles < 2 or grid_points < 3 or iterations < 0 or chunk_cells < 1:
@@ -284,7 +303,8 @@ class QuantileGain:
                 else:
                     q_chg = _quantiles(chg, u, self.chunk_cells)
                 ident = ((ref != 0).sum(0) >= self.min_nonzero) & ((chg != 0).sum(0) >= self.min_nonzero)
-                gain, dist = self._search(ref, q_chg, u, gen, hits=hits)
+                squash = _Squash(self._scale(ref))
+                gain, dist = self._search(ref, squash(q_chg, slice(None)), u, gen, hits=hits, squash=squash)
         finally:
             torch.set_num_threads(threads)
         gain = torch.where(ident, gain.clamp(*self.alpha_range), 1.0)
@@ -294,13 +314,30 @@ class QuantileGain:
         self.coefficients_ = gain.double().cpu().numpy().reshape(cells)
         return self.coefficients_
 
+    def _scale(self, ref: torch.Tensor) -> torch.Tensor | None:
+        """Per-cell scale (C, 1) of the log comparison: σ, else T, else 1 % of the mean non-zero reading."""
+        if self.compare == "linear":
+            return None
+        if self.noise is not None or self.threshold:
+            level = self.noise if self.noise is not None else self.threshold
+            return torch.full((ref.shape[1], 1), float(level), device=ref.device)
+        size = ref.abs().sum(0) / (ref != 0).sum(0).clamp(min=1)
+        return (0.01 * size).clamp(min=1e-30)[:, None]
+
     def _hits_fixed(self, ref: torch.Tensor, chg: torch.Tensor) -> bool:
         """No noise, no threshold, no negative reading: which entries are hit does not depend on the gain."""
         plain = self.noise is None and self.threshold is None
         return plain and bool((ref.amin() >= 0) & (chg.amin() >= 0))
 
     def _search(
-        self, ref: torch.Tensor, q_chg: torch.Tensor, u: torch.Tensor, gen: torch.Generator, *, hits: bool
+        self,
+        ref: torch.Tensor,
+        q_chg: torch.Tensor,
+        u: torch.Tensor,
+        gen: torch.Generator,
+        *,
+        hits: bool,
+        squash: _Squash,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Coarse grid, then golden section inside each cell's bracket; returns (gain, W1).
 
@@ -309,13 +346,14 @@ class QuantileGain:
         n_cells = ref.shape[1]
         sub = torch.zeros(n_cells, dtype=torch.bool, device=ref.device)
         if hits:
-            full = coarse = _MonotoneModel(_hit_quantiles(ref, self.n_quantiles, self.chunk_cells), None)
+            q_ref = _hit_quantiles(ref, self.n_quantiles, self.chunk_cells)
+            full = coarse = _MonotoneModel(q_ref, None, squash)
         elif self.noise is None:
-            full = coarse = _MonotoneModel(_quantiles(ref, u, self.chunk_cells), self.threshold)
+            full = coarse = _MonotoneModel(_quantiles(ref, u, self.chunk_cells), self.threshold, squash)
         else:
-            full = coarse = _NoisyModel(ref, self, u, gen)
+            full = coarse = _NoisyModel(ref, self, u, gen, squash)
             if self.coarse_hits is not None:
-                coarse = _NoisyModel(ref, self, u, gen, cap=self.coarse_hits, share=full)
+                coarse = _NoisyModel(ref, self, u, gen, squash, cap=self.coarse_hits, share=full)
                 sub = coarse.subsampled
         lo, hi = self.alpha_range
         grid = torch.linspace(lo, hi, self.grid_points, device=ref.device)
