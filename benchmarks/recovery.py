@@ -179,6 +179,8 @@ def run_setting(
             scores["steps"] = result.steps
             if result.pooled_cells is not None:
                 scores["pooled_cells"] = result.pooled_cells
+            if result.pool_log_weight is not None:  # weight of the quantile fit on log readings
+                scores["pool_log_weight"] = result.pool_log_weight
             if result.refined is not None:  # hybrid: 1 when the refinement was kept, 0 when the start was
                 scores["refined"] = float(result.refined)
             for key, value in scores.items():

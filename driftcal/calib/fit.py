@@ -11,7 +11,7 @@ import torch
 
 from driftcal.calib.baselines import MeanShift, QuantileGain, QuantileShift, RatioOfMeans
 from driftcal.calib.metrics import active_cells
-from driftcal.calib.pooling import Estimator, PooledGains, Pooling, pooled_fit
+from driftcal.calib.pooling import PooledGains, Pooling, pooled_fit
 from driftcal.calib.recipes import Recipe, default_recipe, make_engine
 from driftcal.calib.suppressed import fill_if_suppressed
 from driftcal.calib.training import StepCallback, probe_distance, run_engine, split_holdout
@@ -39,7 +39,7 @@ class FitResult:
     refined: bool | None = None  # hybrid: False when the held-out distance kept the start (Recipe.accept_z)
     distance_start: float | None = None  # hybrid: held-out distance at the start, beside distance_after
     pooled_cells: int | None = None  # cell gains pooled over cells (calib/pooling.py); None: not pooled
-    pool_groups: int | None = None  # dose groups of the pooling
+    pool_log_weight: float | None = None  # pooled quantile fit: mean weight of its fit on log readings
 
 
 def _baseline(model: str, method: str, *, noise: float | None, threshold: float | None, seed: int):  # noqa: ANN202
@@ -48,6 +48,16 @@ def _baseline(model: str, method: str, *, noise: float | None, threshold: float 
             return RatioOfMeans()
         return QuantileGain(noise=noise, threshold=threshold, seed=seed)
     return MeanShift() if method == "ratio-of-means" else QuantileShift()
+
+
+def _pool_estimators(
+    baseline: Any, method: str, *, noise: float | None, threshold: float | None, seed: int
+) -> list[Any]:
+    """The per-cell estimators that pooling combines: the baseline, and for the quantile fit the same fit
+    on log readings too (the better one on heavy-tailed spectra; see :mod:`driftcal.calib.pooling`)."""
+    if method != "quantile":
+        return [baseline]
+    return [baseline, QuantileGain(noise=noise, threshold=threshold, seed=seed, compare="log")]
 
 
 def resolve_method(model: str, method: str) -> str:
@@ -79,16 +89,22 @@ class _Pool:
         dose = ref.reshape(len(ref), -1).mean(0, dtype=np.float64).reshape(ref.shape[1:])
         return cls(dose=dose, usable=active_cells(ref), settings=Pooling(seed=seed))
 
-    def apply(self, estimator: Estimator, reference: Any, changed: Any, estimate: np.ndarray) -> PooledGains:
+    def apply(self, estimators: list[Any], reference: Any, changed: Any, estimate: np.ndarray) -> PooledGains:
+        """Pool ``estimate`` (the first estimator's gains on all events) with the others' gains."""
+        estimates = [estimate] + [np.asarray(e.fit(reference, changed), np.float64) for e in estimators[1:]]
         return pooled_fit(
-            estimator,
+            [e.fit for e in estimators],
             reference,
             changed,
-            estimate,
+            estimates,
             dose=self.dose,
             usable=self.usable,
             pooling=self.settings,
         )
+
+
+def _log_weight(pooled: PooledGains) -> float | None:
+    return pooled.weights[1] if len(pooled.weights) == 2 else None
 
 
 def _pool_default(model: str, method: str, pool: bool | None) -> bool:
@@ -131,8 +147,9 @@ def fit(
 
     ``pool`` (cell-gain only; default on for ``adversarial`` and ``auto``, off for the baselines) pools
     the per-cell estimates over cells of similar dose by empirical Bayes (:mod:`driftcal.calib.pooling`):
-    the per-cell fit runs again on two halves of the events, and the result carries the posterior
-    standard deviation in ``uncertainty``. For the hybrid the pooled per-cell fit is the start. A recipe
+    the per-cell fit runs again on two halves of the events, the quantile fit is combined with the same
+    fit on log readings (``pool_log_weight``), and the result carries the posterior standard deviation in
+    ``uncertainty``. For the hybrid the pooled per-cell fit is the start. A recipe
     that starts at 1 has no per-cell start, and then nothing is pooled.
 
     Adversarial only: ``callback(engine, stats)`` runs after every step and stops the run by
@@ -156,14 +173,15 @@ def fit(
         coefficients = np.asarray(estimator.fit(reference, changed), dtype=np.float64)
         if pooling is None:
             return FitResult(model=model, method=used, coefficients=coefficients)
-        pooled = pooling.apply(estimator.fit, reference, changed, coefficients)
+        estimators = _pool_estimators(estimator, used, noise=noise, threshold=threshold, seed=seed)
+        pooled = pooling.apply(estimators, reference, changed, coefficients)
         return FitResult(
             model=model,
             method=used,
             coefficients=pooled.coefficients,
             uncertainty=pooled.uncertainty,
             pooled_cells=int(pooled.pooled.sum()),
-            pool_groups=pooled.groups,
+            pool_log_weight=_log_weight(pooled),
         )
     return _fit_adversarial(
         reference,
@@ -224,7 +242,8 @@ def _fit_adversarial(
         per_cell = _baseline(model, "quantile", noise=noise, threshold=threshold, seed=seed)
         fitted = np.asarray(per_cell.fit(ref, chg), dtype=np.float64)
         if pooling is not None:
-            pooled = pooling.apply(per_cell.fit, ref, chg, fitted)
+            estimators = _pool_estimators(per_cell, "quantile", noise=noise, threshold=threshold, seed=seed)
+            pooled = pooling.apply(estimators, ref, chg, fitted)
             fitted = pooled.coefficients
         start = torch.as_tensor(np.asarray(fitted), dtype=torch.float32)
         engine.warm_start(coefficients=start)
@@ -272,5 +291,5 @@ def _fit_adversarial(
         # the posterior sd describes the pooled start, so only when the start is what is returned
         uncertainty=pooled.uncertainty if pooled is not None and refined is False else None,
         pooled_cells=None if pooled is None else int(pooled.pooled.sum()),
-        pool_groups=None if pooled is None else pooled.groups,
+        pool_log_weight=None if pooled is None else _log_weight(pooled),
     )

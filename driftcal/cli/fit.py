@@ -155,9 +155,10 @@ def _summary(method: str, model: str, coefficients: np.ndarray, result: object) 
         line += f"; distance {_fmt(before)} -> {_fmt(after)}"
     pooled = getattr(result, "pooled_cells", None)
     if pooled is not None:
-        groups = getattr(result, "pool_groups", 0)
+        log_weight = getattr(result, "pool_log_weight", None)
+        mix = "" if log_weight is None else f", log-reading fit weight {log_weight:.2f}"
         line += (
-            f"; pooled {pooled} cells in {groups} dose groups (empirical Bayes)"
+            f"; pooled {pooled} cells about the dose trend (empirical Bayes{mix})"
             if pooled
             else "; too few cells to pool"
         )

@@ -21,21 +21,23 @@ def _rmse(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.sqrt(np.mean((x - y) ** 2)))
 
 
-def test_pooling_lowers_the_rmse_and_uses_the_dose_groups():
+@pytest.mark.parametrize("law", ["smooth", "step"])
+def test_pooling_lowers_the_rmse_and_follows_the_dose(law):
     rng = np.random.default_rng(0)
     n = 1200
     dose = rng.uniform(0.0, 1.0, n)
-    truth = np.where(dose < 0.5, 0.95, 0.7) * np.exp(rng.normal(0.0, 0.01, n))  # gains follow the dose
+    base = 1.0 - 0.3 * np.sqrt(dose) if law == "smooth" else np.where(dose < 0.5, 0.95, 0.7)
+    truth = base * np.exp(rng.normal(0.0, 0.01, n))  # gains follow the dose
     sd = np.where(dose < 0.5, 0.15, 0.03)  # rarely hit cells: noisy estimates
     est, a, b = _noisy(truth, sd, rng)
-    pooled = pool_gains(est, a, b, dose, np.ones(n, bool))
-    assert pooled.groups == 4 and pooled.pooled.all()
-    assert _rmse(pooled.coefficients, truth) < 0.4 * _rmse(est, truth)
+    pooled = pool_gains([(est, a, b)], dose, np.ones(n, bool))
+    assert pooled.pooled.all() and pooled.weights == (1.0,)
+    assert _rmse(pooled.coefficients, truth) < 0.4 * _rmse(est, truth)  # measured 0.14x and 0.30x
+    flat = pool_gains([(est, a, b)], dose, np.ones(n, bool), Pooling(trend_cells=2 * n + 1))  # no trend
+    assert _rmse(pooled.coefficients, truth) < 0.5 * _rmse(flat.coefficients, truth)
     z = (pooled.coefficients - truth) / pooled.uncertainty
-    assert 0.5 < np.sqrt(np.mean(z**2)) < 2.0  # the posterior sd has the right size
-    single = pool_gains(est, a, b, dose, np.ones(n, bool), Pooling(groups=1))
-    assert single.groups == 1
-    assert _rmse(pooled.coefficients, truth) < _rmse(single.coefficients, truth)
+    if law == "smooth":  # the posterior sd has the right size; at a step the running mean smears the trend
+        assert 0.5 < np.sqrt(np.mean(z**2)) < 2.0
 
 
 def test_pooling_helps_without_structure_and_keeps_a_precise_outlier():
@@ -46,9 +48,25 @@ def test_pooling_helps_without_structure_and_keeps_a_precise_outlier():
     sd = rng.choice([0.02, 0.12], n)
     sd[:5] = 0.01
     est, a, b = _noisy(truth, sd, rng)
-    pooled = pool_gains(est, a, b, rng.uniform(size=n), np.ones(n, bool))
+    pooled = pool_gains([(est, a, b)], rng.uniform(size=n), np.ones(n, bool))
     assert _rmse(pooled.coefficients, truth) < 0.9 * _rmse(est, truth)
     np.testing.assert_allclose(pooled.coefficients[:5], 0.3, atol=0.02)
+
+
+def test_two_estimators_are_combined_by_their_split_half_variances():
+    rng = np.random.default_rng(4)
+    n = 1000
+    truth = rng.uniform(0.6, 1.0, n)
+    coarse, fine = _noisy(truth, np.full(n, 0.08), rng), _noisy(truth, np.full(n, 0.04), rng)
+    usable, dose = np.ones(n, bool), rng.uniform(size=n)
+    both = pool_gains([coarse, fine], dose, usable)
+    assert sum(both.weights) == pytest.approx(1.0)
+    assert 0.7 < both.weights[1] < 0.9  # 0.08² / (0.08² + 0.04²) = 0.8 for independent noise
+    fine_only = pool_gains([fine], dose, usable)
+    assert _rmse(both.coefficients, truth) < _rmse(fine_only.coefficients, truth)
+    unbiased = _noisy(truth, np.full(n, 0.02), rng)
+    useless = _noisy(truth, np.full(n, 0.3), rng)
+    assert pool_gains([useless, unbiased], dose, usable).weights[1] > 0.95
 
 
 def test_unusable_cells_are_left_alone_and_too_few_cells_pool_nothing():
@@ -60,37 +78,54 @@ def test_unusable_cells_are_left_alone_and_too_few_cells_pool_nothing():
     usable = np.ones(n, bool)
     usable[0] = False
     grid = [x.reshape(3, 100) for x in (est, a, b, np.arange(float(n)), usable)]
-    pooled = pool_gains(*grid)
+    pooled = pool_gains([tuple(grid[:3])], grid[3], grid[4])
     assert pooled.coefficients.shape == (3, 100)
     flat, unc = pooled.coefficients.reshape(-1), pooled.uncertainty.reshape(-1)
     np.testing.assert_array_equal(flat[:3], est[:3])
     assert np.isnan(unc[:3]).all() and np.isfinite(unc[3:]).all()
-    assert pooled.groups == 2  # 297 cells: groups of at least 100
-    few = pool_gains(est[3:12], a[3:12], b[3:12], np.arange(9), np.ones(9, bool))
-    assert few.groups == 0 and not few.pooled.any()
+    assert pooled.pooled.sum() == n - 3
+    few = pool_gains([(est[3:12], a[3:12], b[3:12])], np.arange(9), np.ones(9, bool))
+    assert few.weights == () and not few.pooled.any()
     np.testing.assert_array_equal(few.coefficients, est[3:12])
 
 
 def test_bad_arguments_are_input_errors():
     with pytest.raises(InputError, match="one shape"):
-        pool_gains(np.ones(3), np.ones(3), np.ones(4), np.ones(3), np.ones(3, bool))
-    with pytest.raises(InputError, match="groups"):
-        Pooling(groups=0)
+        pool_gains([(np.ones(3), np.ones(3), np.ones(4))], np.ones(3), np.ones(3, bool))
+    with pytest.raises(InputError, match="at least one"):
+        pool_gains([], np.ones(3), np.ones(3, bool))
+    with pytest.raises(InputError, match="trend_cells"):
+        Pooling(trend_cells=0)
+    with pytest.raises(InputError, match="one estimate per estimator"):
+        pooled_fit([np.mean], np.ones((4, 3)), np.ones((4, 3)), [], dose=np.ones(3), usable=np.ones(3, bool))
 
 
-def test_pooled_fit_runs_the_estimator_on_disjoint_halves():
-    seen: list[tuple[int, int, float]] = []
+def test_pooled_fit_runs_each_estimator_on_disjoint_halves():
+    seen: list[tuple[str, int, int, float]] = []
 
-    def estimator(reference: np.ndarray, changed: np.ndarray) -> np.ndarray:
-        seen.append((len(reference), len(changed), float(reference[:, 0].sum())))
-        return changed.mean(0) / reference.mean(0)
+    def estimator(name: str):
+        def run(reference: np.ndarray, changed: np.ndarray) -> np.ndarray:
+            seen.append((name, len(reference), len(changed), float(reference[:, 0].sum())))
+            return changed.mean(0) / reference.mean(0)
+
+        return run
 
     reference = np.arange(1.0, 101.0)[:, None] * np.ones((1, 30))
     changed = 0.9 * reference[:60]
-    pooled_fit(estimator, reference, changed, np.full(30, 0.9), dose=np.ones(30), usable=np.ones(30, bool))
-    (n_ref_a, n_chg_a, sum_a), (n_ref_b, n_chg_b, sum_b) = seen
+    estimates = [np.full(30, 0.9), np.full(30, 0.9)]
+    pooled_fit(
+        [estimator("a"), estimator("b")],
+        reference,
+        changed,
+        estimates,
+        dose=np.ones(30),
+        usable=np.ones(30, bool),
+    )
+    assert [s[0] for s in seen] == ["a", "a", "b", "b"]
+    (_, n_ref_a, n_chg_a, sum_a), (_, n_ref_b, n_chg_b, sum_b) = seen[:2]
     assert (n_ref_a, n_ref_b, n_chg_a, n_chg_b) == (50, 50, 30, 30)
     assert sum_a + sum_b == pytest.approx(reference[:, 0].sum())  # the halves split the events
+    assert seen[2][1:] == seen[0][1:] and seen[3][1:] == seen[1][1:]  # both estimators see the same halves
 
 
 def _calorimeter(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -110,7 +145,8 @@ def test_fit_pools_by_default_for_auto_and_not_for_the_baseline():
     per_cell = fit(reference, changed, model="cell-gain", method="quantile")
     pooled = fit(reference, changed, model="cell-gain", method="auto")
     assert per_cell.pooled_cells is None and per_cell.uncertainty is None
-    assert pooled.method == "quantile" and pooled.pooled_cells == 240 and pooled.pool_groups == 2
+    assert pooled.method == "quantile" and pooled.pooled_cells == 240
+    assert pooled.pool_log_weight is not None and 0.0 <= pooled.pool_log_weight <= 1.0
     assert pooled.uncertainty is not None and np.isfinite(pooled.uncertainty).all()
     assert _rmse(pooled.coefficients, truth) < 0.8 * _rmse(per_cell.coefficients, truth)
     explicit = fit(reference, changed, model="cell-gain", method="quantile", pool=True)

@@ -53,17 +53,21 @@ def test_pool_flag_reaches_fit(cli, calo_pair, fake_fit, flag, pool):
 
 
 @pytest.mark.parametrize(
-    ("cells", "says"),
-    [(17, "; pooled 17 cells in 2 dose groups (empirical Bayes)"), (0, "; too few cells to pool")],
+    ("cells", "weight", "says"),
+    [
+        (17, 0.25, "; pooled 17 cells about the dose trend (empirical Bayes, log-reading fit weight 0.25)"),
+        (17, None, "; pooled 17 cells about the dose trend (empirical Bayes)"),
+        (0, None, "; too few cells to pool"),
+    ],
 )
-def test_summary_says_whether_it_pooled(cli, calo_pair, monkeypatch, cells, says):
+def test_summary_says_whether_it_pooled(cli, calo_pair, monkeypatch, cells, weight, says):
     def pooled(reference, changed, **kwargs):
         return fitting.FitResult(
             model="cell-gain",
             method="quantile",
             coefficients=np.full(reference.shape[1:], 0.9),
             pooled_cells=cells,
-            pool_groups=2 if cells else 0,
+            pool_log_weight=weight,
         )
 
     monkeypatch.setattr(fitting, "fit", pooled)
@@ -82,7 +86,6 @@ def test_cells_without_a_posterior_sd_have_null_uncertainty(cli, calo_pair, monk
             coefficients=np.full(reference.shape[1:], 0.9),
             uncertainty=uncertainty,
             pooled_cells=17,
-            pool_groups=1,
         )
 
     monkeypatch.setattr(fitting, "fit", partly_pooled)
