@@ -103,9 +103,10 @@ def _combine(logs: list[SplitFit], bins: np.ndarray) -> tuple[np.ndarray, np.nda
             cov[:, i, j] = cov[:, j, i] = np.bincount(bins, diff[:, i] * diff[:, j] / 4.0) / count
     scale = np.maximum(np.trace(cov, axis1=1, axis2=2) / len(logs), 1e-300)
     ridge = 1e-9 * scale[:, None, None] * np.eye(len(logs))
-    w = np.linalg.solve(cov + ridge, np.ones((len(count), len(logs), 1)))[..., 0]
-    w = np.maximum(w, 0.0)
-    w /= w.sum(1, keepdims=True)
+    w = np.maximum(np.linalg.solve(cov + ridge, np.ones((len(count), len(logs), 1)))[..., 0], 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w /= w.sum(1, keepdims=True)
+    w[~np.isfinite(w).all(1)] = 1.0 / len(logs)  # a bin without any spread: equal weights
     v = np.einsum("bi,bij,bj->b", w, cov, w)
     return (full * w[bins]).sum(1), v[bins], w[bins]
 

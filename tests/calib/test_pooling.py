@@ -67,6 +67,10 @@ def test_two_estimators_are_combined_by_their_split_half_variances():
     unbiased = _noisy(truth, np.full(n, 0.02), rng)
     useless = _noisy(truth, np.full(n, 0.3), rng)
     assert pool_gains([useless, unbiased], dose, usable).weights[1] > 0.95
+    same = (truth, truth, truth)  # no spread between the halves at all: equal weights, gains kept
+    exact = pool_gains([same, same], dose, usable)
+    assert exact.weights == (0.5, 0.5)
+    np.testing.assert_allclose(exact.coefficients, truth, rtol=3e-3)  # up to the prior's grid step
 
 
 def test_unusable_cells_are_left_alone_and_too_few_cells_pool_nothing():
