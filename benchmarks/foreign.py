@@ -150,8 +150,11 @@ def run(settings: list[str], seeds: list[int], methods: list[str], events: int) 
                     error = float(np.sqrt(np.mean((coefficients.reshape(truth.shape) - truth)[mask] ** 2)))
                     values[method]["rmse"].append(error)
                     values[method]["seconds"].append(seconds)
-                    print(f"  {name} seed={seed} {method:15s} rmse={error:.4f} {seconds:.0f}s | {line}",
-                          file=sys.stderr, flush=True)  # fmt: skip
+                    print(
+                        f"  {name} seed={seed} {method:15s} rmse={error:.4f} {seconds:.0f}s | {line}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
         results[name] = {
             "setting": {**setting, "events": events, "cells": len(LAYERS_X0) * SIDE * SIDE},
             "methods": {
@@ -172,8 +175,10 @@ def _table(results: dict) -> str:
             ratios = [
                 f"{m / ref:.2f}x {label}" for label, ref in (("ratio", base), ("quantile", quantile)) if ref
             ]
-            lines.append(f"{name:15s} {method:15s} rmse {m:.4f} ± {s:.4f}  ({', '.join(ratios)})  "
-                         f"{summary['seconds']['mean']:.0f} s")  # fmt: skip
+            lines.append(
+                f"{name:15s} {method:15s} rmse {m:.4f} ± {s:.4f}  ({', '.join(ratios)})  "
+                f"{summary['seconds']['mean']:.0f} s"
+            )
     return "\n".join(lines)
 
 
