@@ -149,8 +149,8 @@ def fit(
     the per-cell estimates over cells of similar dose by empirical Bayes (:mod:`driftcal.calib.pooling`):
     the per-cell fit runs again on two halves of the events, the quantile fit is combined with the same
     fit on log readings (``pool_log_weight``), and the result carries the posterior standard deviation in
-    ``uncertainty``. For the hybrid the pooled per-cell fit is the start. A recipe
-    that starts at 1 has no per-cell start, and then nothing is pooled.
+    ``uncertainty``. For the hybrid the pooled per-cell fit is the start. A recipe that starts at 1 has no
+    per-cell start, and then nothing is pooled.
 
     Adversarial only: ``callback(engine, stats)`` runs after every step and stops the run by
     returning True (see :func:`~driftcal.calib.training.run_engine`); ``bf16`` trains the critic under
