@@ -239,7 +239,8 @@ class QuantileGain:
     ----------
     coefficients_ : float64 gains of shape ``cells``.
     identifiable_ : bool array of shape ``cells``.
-    distance_ : float64 W1 at the fitted gain (readout units), 0 where unidentifiable.
+    distance_ : float64 W1 at the fitted gain (readout units; asinh units with ``compare="log"``), 0 where
+        unidentifiable.
 
     Examples
     --------
