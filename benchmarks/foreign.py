@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from driftcal.calib.metrics import mean_std
+
 LAYERS_X0 = np.array([4.0, 5.0, 7.0, 10.0])  # layer depths in radiation lengths
 SIDE = 20
 SPOTS_PER_GEV = 40
@@ -129,10 +131,6 @@ def cli_fit(method: str, folder: Path, setting: dict, seed: int) -> tuple[np.nda
     return coefficients, seconds, done.stdout.strip()  # with --out, the summary line goes to stdout
 
 
-def _mean_std(values: list[float]) -> dict[str, float]:
-    return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0}
-
-
 def run(settings: list[str], seeds: list[int], methods: list[str], events: int) -> dict:
     results: dict[str, dict] = {}
     for name in settings:
@@ -158,7 +156,11 @@ def run(settings: list[str], seeds: list[int], methods: list[str], events: int) 
         results[name] = {
             "setting": {**setting, "events": events, "cells": len(LAYERS_X0) * SIDE * SIDE},
             "methods": {
-                m: {"values": v, **{k: _mean_std(x) for k, x in v.items()}} for m, v in values.items()
+                m: {
+                    "values": v,
+                    **{k: dict(zip(("mean", "std"), mean_std(x), strict=True)) for k, x in v.items()},
+                }
+                for m, v in values.items()
             },
         }
     return results

@@ -92,21 +92,22 @@ def _ranks(key: np.ndarray) -> np.ndarray:
     return rank
 
 
-def _combine(logs: list[SplitFit], bins: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Least-variance combination of the estimators' log gains in each bin: (log gain, variance, weights)."""
-    full = np.stack([x[0] for x in logs], 1)  # (n, K)
-    diff = np.stack([x[1] - x[2] for x in logs], 1)
+def _combine(logs: np.ndarray, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Least-variance combination in each bin of ``logs`` (K estimators, [all events, half A, half B], n
+    cells) of log gains: (log gain, variance, weights)."""
+    k = len(logs)
+    full, diff = logs[:, 0].T, (logs[:, 1] - logs[:, 2]).T  # (n, K)
     count = np.bincount(bins)
-    cov = np.zeros((len(count), len(logs), len(logs)))
-    for i in range(len(logs)):
-        for j in range(i, len(logs)):
+    cov = np.zeros((len(count), k, k))
+    for i in range(k):
+        for j in range(i, k):
             cov[:, i, j] = cov[:, j, i] = np.bincount(bins, diff[:, i] * diff[:, j] / 4.0) / count
-    scale = np.maximum(np.trace(cov, axis1=1, axis2=2) / len(logs), 1e-300)
-    ridge = 1e-9 * scale[:, None, None] * np.eye(len(logs))
-    w = np.maximum(np.linalg.solve(cov + ridge, np.ones((len(count), len(logs), 1)))[..., 0], 0.0)
+    scale = np.maximum(np.trace(cov, axis1=1, axis2=2) / k, 1e-300)
+    ridge = 1e-9 * scale[:, None, None] * np.eye(k)
+    w = np.maximum(np.linalg.solve(cov + ridge, np.ones((len(count), k, 1)))[..., 0], 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         w /= w.sum(1, keepdims=True)
-    w[~np.isfinite(w).all(1)] = 1.0 / len(logs)  # a bin without any spread: equal weights
+    w[~np.isfinite(w).all(1)] = 1.0 / k  # a bin without any spread: equal weights
     v = np.einsum("bi,bij,bj->b", w, cov, w)
     return (full * w[bins]).sum(1), v[bins], w[bins]
 
@@ -168,19 +169,18 @@ def pool_gains(
         or any(len(f) != 3 for f in fits)
     ):
         raise InputError(f"pool_gains needs arrays of one shape, got {[a.shape for a in arrays]}")
-    flat = [a.reshape(-1) for a in arrays]
-    gains, dose = np.stack(flat[:-1]), flat[-1]
+    gains = np.stack(arrays[:-1]).reshape(len(fits), 3, -1)  # (estimator, [all, half A, half B], cell)
+    dose = arrays[-1].reshape(-1)
     ok = np.asarray(usable, dtype=bool).reshape(-1) & np.isfinite(dose)
     with np.errstate(invalid="ignore"):
-        ok &= (np.isfinite(gains) & (gains > 0)).all(0)
-    coefficients, uncertainty = gains[0].copy(), np.full(dose.shape, np.nan)
+        ok &= (np.isfinite(gains) & (gains > 0)).all((0, 1))
+    coefficients, uncertainty = gains[0, 0].copy(), np.full(dose.shape, np.nan)
     n = int(ok.sum())
     if n < pooling.min_cells:
         return PooledGains(coefficients.reshape(shape), uncertainty.reshape(shape), np.zeros(shape, bool), ())
-    logs = np.log(gains[:, ok])
     rank = _ranks(dose[ok])
     bins = rank * max(1, min(pooling.variance_bins, n // pooling.cells_per_bin)) // n
-    y, v, w = _combine([tuple(logs[k : k + 3]) for k in range(0, len(logs), 3)], bins)
+    y, v, w = _combine(np.log(gains[:, :, ok]), bins)
     v = np.maximum(v, 1e-12)
     trend = _trend(y, v, rank, pooling.trend_cells)
     mean, sd = _posterior(y - trend, v, pooling.grid_points, pooling.iterations)
@@ -207,12 +207,15 @@ def pooled_fit(
     rng = np.random.default_rng(pooling.seed)
     ref_order, chg_order = rng.permutation(len(reference)), rng.permutation(len(changed))
     ref_half, chg_half = len(reference) // 2, len(changed) // 2
-    halves = (
-        (ref_order[:ref_half], chg_order[:chg_half]),
-        (ref_order[ref_half:], chg_order[chg_half:]),
-    )
+    halves = [
+        (reference[r], changed[c])
+        for r, c in (
+            (ref_order[:ref_half], chg_order[:chg_half]),
+            (ref_order[ref_half:], chg_order[chg_half:]),
+        )
+    ]  # sliced once, shared by every estimator
     fits: list[SplitFit] = []
     for estimator, estimate in zip(estimators, estimates, strict=True):
-        half_a, half_b = (np.asarray(estimator(reference[r], changed[c]), np.float64) for r, c in halves)
+        half_a, half_b = (np.asarray(estimator(ref, chg), np.float64) for ref, chg in halves)
         fits.append((np.asarray(estimate, np.float64), half_a, half_b))
     return pool_gains(fits, dose, usable, pooling)
