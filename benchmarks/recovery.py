@@ -181,6 +181,8 @@ def run_setting(
                 scores["pooled_cells"] = result.pooled_cells
             if result.pool_log_weight is not None:  # weight of the quantile fit on log readings
                 scores["pool_log_weight"] = result.pool_log_weight
+            if result.pool_neighbour_weight is not None:  # λ of the neighbours' mean residual
+                scores["pool_neighbour_weight"] = result.pool_neighbour_weight
             if result.refined is not None:  # hybrid: 1 when the refinement was kept, 0 when the start was
                 scores["refined"] = float(result.refined)
             for key, value in scores.items():

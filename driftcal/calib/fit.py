@@ -40,6 +40,7 @@ class FitResult:
     distance_start: float | None = None  # hybrid: held-out distance at the start, beside distance_after
     pooled_cells: int | None = None  # cell gains pooled over cells (calib/pooling.py); None: not pooled
     pool_log_weight: float | None = None  # pooled quantile fit: mean weight of its fit on log readings
+    pool_neighbour_weight: float | None = None  # pooled: λ of the neighbours' mean residual (None: no plane)
 
 
 def _baseline(model: str, method: str, *, noise: float | None, threshold: float | None, seed: int):  # noqa: ANN202
@@ -148,7 +149,8 @@ def fit(
     ``pool`` (cell-gain only; default on for ``adversarial`` and ``auto``, off for the baselines) pools
     the per-cell estimates over cells of similar dose by empirical Bayes (:mod:`driftcal.calib.pooling`):
     the per-cell fit runs again on two halves of the events, the quantile fit is combined with the same
-    fit on log readings (``pool_log_weight``), and the result carries the posterior standard deviation in
+    fit on log readings (``pool_log_weight``), cells whose neighbours in the same layer aged alike also
+    lean on them (``pool_neighbour_weight``), and the result carries the posterior standard deviation in
     ``uncertainty``. For the hybrid the pooled per-cell fit is the start. A recipe that starts at 1 has no
     per-cell start, and then nothing is pooled.
 
@@ -182,6 +184,7 @@ def fit(
             uncertainty=pooled.uncertainty,
             pooled_cells=int(pooled.pooled.sum()),
             pool_log_weight=_log_weight(pooled),
+            pool_neighbour_weight=pooled.neighbour_weight,
         )
     return _fit_adversarial(
         reference,
@@ -292,4 +295,5 @@ def _fit_adversarial(
         uncertainty=pooled.uncertainty if pooled is not None and refined is False else None,
         pooled_cells=None if pooled is None else int(pooled.pooled.sum()),
         pool_log_weight=None if pooled is None else _log_weight(pooled),
+        pool_neighbour_weight=None if pooled is None else pooled.neighbour_weight,
     )

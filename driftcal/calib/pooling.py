@@ -22,6 +22,14 @@ Kiefer & Wolfowitz 1956, fitted by EM as in Jiang & Zhang 2009):
    that trend is estimated over all cells as a discrete distribution on a grid, by maximum likelihood under
    ``log ĝ ~ N(log g, v)``; no shape is assumed, so a few dead cells or two populations of cells keep their
    own mass. Where the gains do not follow the dose, the trend is flat and only that distribution is shared.
+   **Neighbours.** Cells that share a high-voltage group, a readout board or a cooling zone age alike
+   whatever their dose. When the cells have a plane (the last two axes of their shape; the leading axes
+   are layers), the trend also takes ``λ`` times the precision-weighted mean of the residuals about the
+   dose trend over the cells within ``neighbours`` steps in the same layer, the cell itself left out.
+   ``λ`` is the coefficient of the best linear predictor of a cell's true residual from that mean,
+   ``Cov(r, m) / Var(m)``: the covariance comes from one half's residual against the other half's
+   neighbour mean, in which the noise of the two halves does not enter; the variance from the
+   all-events mean (clipped to [0, 1]). Gains without a pattern across the plane give ``λ ≈ 0``.
 4. **Posterior.** Each cell gets the posterior mean of its gain, and the posterior standard deviation as its
    uncertainty. A cell whose own estimate is precise keeps it; a rarely hit cell moves towards the gains of
    cells like it.
@@ -51,6 +59,9 @@ class Pooling:
 
     variance_bins : dose bins over which the split-half (co)variances are averaged (each ≥ ``cells_per_bin``).
     trend_cells : cells in the running mean that gives the dose trend.
+    neighbours : half-width of the square of cells, in the same layer, whose mean residual enters the trend
+        (0: none). Measured on ten settings (docs/results.md): 3 helped where neighbouring cells share
+        their aging and cost at most 1 % elsewhere; 2 cost up to 5 % on the paper's readout.
     grid_points : support points of the prior, spread over the range of the residuals about the trend.
     iterations : EM iterations for the prior weights.
     min_cells : below this many usable cells nothing is pooled (with 32 cells, pooling lowered the RMSE on
@@ -61,14 +72,15 @@ class Pooling:
     variance_bins: int = 20
     cells_per_bin: int = 50
     trend_cells: int = 101
+    neighbours: int = 3
     grid_points: int = 300
     iterations: int = 300
     min_cells: int = 100
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if min(self.variance_bins, self.cells_per_bin, self.trend_cells) < 1:
-            raise InputError("pooling needs variance_bins, cells_per_bin and trend_cells ≥ 1")
+        if min(self.variance_bins, self.cells_per_bin, self.trend_cells) < 1 or self.neighbours < 0:
+            raise InputError("pooling needs variance_bins, cells_per_bin, trend_cells ≥ 1 and neighbours ≥ 0")
         if self.grid_points < 2 or self.iterations < 1 or self.min_cells < 2:
             raise InputError("pooling needs grid_points ≥ 2, iterations ≥ 1 and min_cells ≥ 2")
 
@@ -76,13 +88,14 @@ class Pooling:
 @dataclass
 class PooledGains:
     """Pooled gains (float64, the cells' shape), their posterior standard deviation (NaN where a cell was
-    not pooled), which cells were pooled, and each estimator's mean weight over the pooled cells (empty:
-    nothing pooled)."""
+    not pooled), which cells were pooled, each estimator's mean weight over the pooled cells (empty:
+    nothing pooled), and ``λ`` of the neighbours' term (None: no plane, or nothing pooled)."""
 
     coefficients: np.ndarray
     uncertainty: np.ndarray
     pooled: np.ndarray
     weights: tuple[float, ...]
+    neighbour_weight: float | None = None
 
 
 def _ranks(key: np.ndarray) -> np.ndarray:
@@ -94,9 +107,9 @@ def _ranks(key: np.ndarray) -> np.ndarray:
 
 def _combine(logs: np.ndarray, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Least-variance combination in each bin of ``logs`` (K estimators, [all events, half A, half B], n
-    cells) of log gains: (log gain, variance, weights)."""
+    cells) of log gains: ([all events, half A, half B] combined log gains, variance, weights)."""
     k = len(logs)
-    full, diff = logs[:, 0].T, (logs[:, 1] - logs[:, 2]).T  # (n, K)
+    diff = (logs[:, 1] - logs[:, 2]).T  # (n, K)
     count = np.bincount(bins)
     cov = np.zeros((len(count), k, k))
     for i in range(k):
@@ -109,7 +122,7 @@ def _combine(logs: np.ndarray, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray
         w /= w.sum(1, keepdims=True)
     w[~np.isfinite(w).all(1)] = 1.0 / k  # a bin without any spread: equal weights
     v = np.einsum("bi,bij,bj->b", w, cov, w)
-    return (full * w[bins]).sum(1), v[bins], w[bins]
+    return np.einsum("ksn,nk->sn", logs, w[bins]), v[bins], w[bins]
 
 
 def _trend(y: np.ndarray, v: np.ndarray, rank: np.ndarray, cells: int) -> np.ndarray:
@@ -123,6 +136,43 @@ def _trend(y: np.ndarray, v: np.ndarray, rank: np.ndarray, cells: int) -> np.nda
     out = np.empty(len(y))
     out[order] = (sum_wy[hi] - sum_wy[lo]) / (sum_w[hi] - sum_w[lo])
     return out
+
+
+def _plane_sum(x: np.ndarray, radius: int) -> np.ndarray:
+    """Sum of ``x`` (layers, H, W) over the ``(2·radius + 1)²`` square about each cell (zero outside)."""
+    k = 2 * radius + 1
+    c = np.pad(x, ((0, 0), (radius + 1, radius), (radius + 1, radius))).cumsum(1).cumsum(2)
+    h, w = x.shape[1:]
+    return c[:, k : k + h, k : k + w] - c[:, :h, k : k + w] - c[:, k : k + h, :w] + c[:, :h, :w]
+
+
+def _neighbour_mean(
+    r: np.ndarray, v: np.ndarray, ok: np.ndarray, plane: tuple[int, ...], radius: int
+) -> np.ndarray:
+    """Mean of ``r`` weighted by ``1/v`` over each usable cell's neighbours, itself left out (0: none)."""
+    w, wr = np.zeros(ok.size), np.zeros(ok.size)
+    w[ok], wr[ok] = 1.0 / v, r / v
+    sum_w = (_plane_sum(w.reshape(plane), radius).reshape(-1) - w)[ok]
+    sum_wr = (_plane_sum(wr.reshape(plane), radius).reshape(-1) - wr)[ok]
+    return np.where(sum_w > 0, sum_wr / np.where(sum_w > 0, sum_w, 1.0), 0.0)
+
+
+def _neighbour_term(
+    residuals: np.ndarray, v: np.ndarray, ok: np.ndarray, shape: tuple[int, ...], radius: int
+) -> tuple[np.ndarray, float] | None:
+    """``λ`` times the neighbours' mean residual, and ``λ``, from [all events, half A, half B] residuals
+    about the dose trend (None when the cells have no plane)."""
+    if len(shape) < 2 or radius == 0:
+        return None
+    plane = (-1, *shape[-2:])
+    full, half_a, half_b = (_neighbour_mean(r, v, ok, plane, radius) for r in residuals)
+
+    def cov(x: np.ndarray, y: np.ndarray) -> float:
+        return float(np.mean((x - x.mean()) * (y - y.mean())))
+
+    signal = 0.5 * (cov(residuals[2], half_a) + cov(residuals[1], half_b))
+    lam = float(np.clip(signal / max(cov(full, full), 1e-300), 0.0, 1.0))
+    return lam * full, lam
 
 
 def _posterior(
@@ -180,13 +230,23 @@ def pool_gains(
         return PooledGains(coefficients.reshape(shape), uncertainty.reshape(shape), np.zeros(shape, bool), ())
     rank = _ranks(dose[ok])
     bins = rank * max(1, min(pooling.variance_bins, n // pooling.cells_per_bin)) // n
-    y, v, w = _combine(np.log(gains[:, :, ok]), bins)
+    logs, v, w = _combine(np.log(gains[:, :, ok]), bins)
     v = np.maximum(v, 1e-12)
-    trend = _trend(y, v, rank, pooling.trend_cells)
-    mean, sd = _posterior(y - trend, v, pooling.grid_points, pooling.iterations)
+    # the halves' trends too (each half has twice the variance; the weights are the same)
+    residuals = np.stack([y - _trend(y, v, rank, pooling.trend_cells) for y in logs])
+    trend = logs[0] - residuals[0]
+    neighbours = _neighbour_term(residuals, v, ok, shape, pooling.neighbours)
+    if neighbours is not None:
+        trend = trend + neighbours[0]
+    mean, sd = _posterior(logs[0] - trend, v, pooling.grid_points, pooling.iterations)
     coefficients[ok], uncertainty[ok] = np.exp(trend) * mean, np.exp(trend) * sd
-    weights = tuple(float(x) for x in w.mean(0))
-    return PooledGains(coefficients.reshape(shape), uncertainty.reshape(shape), ok.reshape(shape), weights)
+    return PooledGains(
+        coefficients.reshape(shape),
+        uncertainty.reshape(shape),
+        ok.reshape(shape),
+        tuple(float(x) for x in w.mean(0)),
+        None if neighbours is None else neighbours[1],
+    )
 
 
 def pooled_fit(

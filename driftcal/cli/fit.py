@@ -43,7 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--pool",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="pool the per-cell gains over cells of similar dose by empirical Bayes "
+        help="pool the per-cell gains over cells of similar dose and neighbouring cells by empirical Bayes "
         "(cell-gain; default: on for adversarial and auto, off for the baselines)",
     )
     parser.add_argument("--truth", type=Path, metavar="TRUTH.npy", help="true coefficients, to score the fit")
@@ -157,6 +157,8 @@ def _summary(method: str, model: str, coefficients: np.ndarray, result: object) 
     if pooled is not None:
         log_weight = getattr(result, "pool_log_weight", None)
         mix = "" if log_weight is None else f", log-reading fit weight {log_weight:.2f}"
+        neighbours = getattr(result, "pool_neighbour_weight", None)
+        mix += "" if neighbours is None else f", neighbours' weight {neighbours:.2f}"
         line += (
             f"; pooled {pooled} cells about the dose trend (empirical Bayes{mix})"
             if pooled

@@ -53,14 +53,26 @@ def test_pool_flag_reaches_fit(cli, calo_pair, fake_fit, flag, pool):
 
 
 @pytest.mark.parametrize(
-    ("cells", "weight", "says"),
+    ("cells", "weight", "neighbours", "says"),
     [
-        (17, 0.25, "; pooled 17 cells about the dose trend (empirical Bayes, log-reading fit weight 0.25)"),
-        (17, None, "; pooled 17 cells about the dose trend (empirical Bayes)"),
-        (0, None, "; too few cells to pool"),
+        (
+            17,
+            0.25,
+            None,
+            "; pooled 17 cells about the dose trend (empirical Bayes, log-reading fit weight 0.25)",
+        ),
+        (
+            17,
+            0.25,
+            0.4,
+            "; pooled 17 cells about the dose trend (empirical Bayes, log-reading fit weight 0.25, "
+            "neighbours' weight 0.40)",
+        ),
+        (17, None, None, "; pooled 17 cells about the dose trend (empirical Bayes)"),
+        (0, None, None, "; too few cells to pool"),
     ],
 )
-def test_summary_says_whether_it_pooled(cli, calo_pair, monkeypatch, cells, weight, says):
+def test_summary_says_whether_it_pooled(cli, calo_pair, monkeypatch, cells, weight, neighbours, says):
     def pooled(reference, changed, **kwargs):
         return fitting.FitResult(
             model="cell-gain",
@@ -68,6 +80,7 @@ def test_summary_says_whether_it_pooled(cli, calo_pair, monkeypatch, cells, weig
             coefficients=np.full(reference.shape[1:], 0.9),
             pooled_cells=cells,
             pool_log_weight=weight,
+            pool_neighbour_weight=neighbours,
         )
 
     monkeypatch.setattr(fitting, "fit", pooled)
