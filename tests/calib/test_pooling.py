@@ -186,6 +186,10 @@ def test_fit_pools_by_default_for_auto_and_not_for_the_baseline():
     np.testing.assert_array_equal(explicit.coefficients, pooled.coefficients)
     off = fit(reference, changed, model="cell-gain", method="auto", pool=False)
     np.testing.assert_array_equal(off.coefficients, per_cell.coefficients)
+    assert pooled.pool_neighbour_weight is None  # cells in a row: no plane, no neighbours' term
+    plane = fit(reference.reshape(-1, 12, 20), changed.reshape(-1, 12, 20), model="cell-gain", method="auto")
+    assert plane.pool_neighbour_weight is not None and 0.0 <= plane.pool_neighbour_weight <= 1.0
+    assert plane.coefficients.shape == (12, 20)
 
 
 def test_pooling_plane_shifts_is_an_input_error():
