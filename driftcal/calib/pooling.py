@@ -29,7 +29,7 @@ Kiefer & Wolfowitz 1956, fitted by EM as in Jiang & Zhang 2009):
    ``λ`` is the coefficient of the best linear predictor of a cell's true residual from that mean,
    ``Cov(r, m) / Var(m)``: the covariance comes from one half's residual against the other half's
    neighbour mean, in which the noise of the two halves does not enter; the variance from the
-   all-events mean (clipped to [0, 1]). Gains without a pattern across the plane give ``λ ≈ 0``.
+   all-events mean; ``λ`` is clipped to [0, 1]. Gains without a pattern across the plane give ``λ ≈ 0``.
 4. **Posterior.** Each cell gets the posterior mean of its gain, and the posterior standard deviation as its
    uncertainty. A cell whose own estimate is precise keeps it; a rarely hit cell moves towards the gains of
    cells like it.

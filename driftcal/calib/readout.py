@@ -12,7 +12,7 @@ by aging disappears exactly as in the aged readout:
 Reference entries that were suppressed (``r = 0`` with a threshold) stay 0: their deposit is
 unknown and an aged cell reads even less. One thing is left out: a pure-noise entry passes the
 threshold in the aged readout as often as in the reference (``P(n' > T)``), while the model scales the
-reference's own noise hits down by the gain. Modelling those passes removed the bias it leaves in rarely
+reference's own noise hits down by the gain. Modelling those passes removed the bias this leaves in rarely
 hit cells of low gain, but made their fits noisier, and was not adopted (``docs/results.md``, "Not
 adopted: the pedestal in the forward model").
 
