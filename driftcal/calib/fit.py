@@ -104,8 +104,15 @@ class _Pool:
         )
 
 
-def _log_weight(pooled: PooledGains) -> float | None:
-    return pooled.weights[1] if len(pooled.weights) == 2 else None
+def _pool_fields(pooled: PooledGains | None) -> dict[str, Any]:
+    """The FitResult fields that describe pooling (all None when nothing was pooled)."""
+    if pooled is None:
+        return {"pooled_cells": None, "pool_log_weight": None, "pool_neighbour_weight": None}
+    return {
+        "pooled_cells": int(pooled.pooled.sum()),
+        "pool_log_weight": pooled.weights[1] if len(pooled.weights) == 2 else None,
+        "pool_neighbour_weight": pooled.neighbour_weight,
+    }
 
 
 def _pool_default(model: str, method: str, pool: bool | None) -> bool:
@@ -182,9 +189,7 @@ def fit(
             method=used,
             coefficients=pooled.coefficients,
             uncertainty=pooled.uncertainty,
-            pooled_cells=int(pooled.pooled.sum()),
-            pool_log_weight=_log_weight(pooled),
-            pool_neighbour_weight=pooled.neighbour_weight,
+            **_pool_fields(pooled),
         )
     return _fit_adversarial(
         reference,
@@ -293,7 +298,5 @@ def _fit_adversarial(
         distance_start=None if at_start is None else at_start[0],
         # the posterior sd describes the pooled start, so only when the start is what is returned
         uncertainty=pooled.uncertainty if pooled is not None and refined is False else None,
-        pooled_cells=None if pooled is None else int(pooled.pooled.sum()),
-        pool_log_weight=None if pooled is None else _log_weight(pooled),
-        pool_neighbour_weight=None if pooled is None else pooled.neighbour_weight,
+        **_pool_fields(pooled),
     )

@@ -146,15 +146,11 @@ def _plane_sum(x: np.ndarray, radius: int) -> np.ndarray:
     return c[:, k : k + h, k : k + w] - c[:, :h, k : k + w] - c[:, k : k + h, :w] + c[:, :h, :w]
 
 
-def _neighbour_mean(
-    r: np.ndarray, v: np.ndarray, ok: np.ndarray, plane: tuple[int, ...], radius: int
-) -> np.ndarray:
-    """Mean of ``r`` weighted by ``1/v`` over each usable cell's neighbours, itself left out (0: none)."""
-    w, wr = np.zeros(ok.size), np.zeros(ok.size)
-    w[ok], wr[ok] = 1.0 / v, r / v
-    sum_w = (_plane_sum(w.reshape(plane), radius).reshape(-1) - w)[ok]
-    sum_wr = (_plane_sum(wr.reshape(plane), radius).reshape(-1) - wr)[ok]
-    return np.where(sum_w > 0, sum_wr / np.where(sum_w > 0, sum_w, 1.0), 0.0)
+def _neighbour_sum(x: np.ndarray, ok: np.ndarray, plane: tuple[int, ...], radius: int) -> np.ndarray:
+    """Sum of ``x`` (one value per usable cell) over each usable cell's neighbours, itself left out."""
+    full = np.zeros(ok.size)
+    full[ok] = x
+    return (_plane_sum(full.reshape(plane), radius).reshape(-1) - full)[ok]
 
 
 def _neighbour_term(
@@ -165,7 +161,12 @@ def _neighbour_term(
     if len(shape) < 2 or radius == 0:
         return None
     plane = (-1, *shape[-2:])
-    full, half_a, half_b = (_neighbour_mean(r, v, ok, plane, radius) for r in residuals)
+    sum_w = _neighbour_sum(1.0 / v, ok, plane, radius)  # the same precision weights for all three
+    has = sum_w > 0
+    full, half_a, half_b = (
+        np.where(has, _neighbour_sum(r / v, ok, plane, radius) / np.where(has, sum_w, 1.0), 0.0)
+        for r in residuals
+    )  # each cell's neighbours' mean residual (0: no usable neighbour)
 
     def cov(x: np.ndarray, y: np.ndarray) -> float:
         return float(np.mean((x - x.mean()) * (y - y.mean())))
@@ -233,8 +234,8 @@ def pool_gains(
     logs, v, w = _combine(np.log(gains[:, :, ok]), bins)
     v = np.maximum(v, 1e-12)
     # the halves' trends too (each half has twice the variance; the weights are the same)
-    residuals = np.stack([y - _trend(y, v, rank, pooling.trend_cells) for y in logs])
-    trend = logs[0] - residuals[0]
+    trends = np.stack([_trend(y, v, rank, pooling.trend_cells) for y in logs])
+    residuals, trend = logs - trends, trends[0]
     neighbours = _neighbour_term(residuals, v, ok, shape, pooling.neighbours)
     if neighbours is not None:
         trend = trend + neighbours[0]
