@@ -14,7 +14,7 @@ from driftcal.calib.metrics import active_cells
 from driftcal.calib.pooling import PooledGains, Pooling, pooled_fit
 from driftcal.calib.recipes import Recipe, default_recipe, make_engine
 from driftcal.calib.suppressed import fill_if_suppressed
-from driftcal.calib.training import StepCallback, probe_distance, run_engine, split_holdout
+from driftcal.calib.training import StepCallback, TimeBudget, probe_distance, run_engine, split_holdout
 from driftcal.errors import InputError
 
 Method = Literal["adversarial", "ratio-of-means", "quantile", "auto"]
@@ -41,6 +41,7 @@ class FitResult:
     pooled_cells: int | None = None  # cell gains pooled over cells (calib/pooling.py); None: not pooled
     pool_log_weight: float | None = None  # pooled quantile fit: mean weight of its fit on log readings
     pool_neighbour_weight: float | None = None  # pooled: λ of the neighbours' mean residual (None: no plane)
+    time_limited: bool = False  # adversarial: the time budget cut the refinement or its distance probes short
 
 
 def _baseline(model: str, method: str, *, noise: float | None, threshold: float | None, seed: int):  # noqa: ANN202
@@ -140,6 +141,7 @@ def fit(
     bf16: bool = False,
     probe_steps: int = 100,
     pool: bool | None = None,
+    time_budget: float | None = None,
 ) -> FitResult:
     """Fit the physical coefficients that map ``reference`` onto ``changed``.
 
@@ -166,13 +168,21 @@ def fit(
     bf16 autocast on CUDA; ``probe_steps`` critic-only steps measure the held-out distance before and
     after (0 skips the probes and leaves ``distance_before``/``distance_after`` None; the hybrid's
     acceptance check still probes the start and the refinement, with 100 steps each).
+
+    ``time_budget`` (seconds, adversarial only; None: no limit) bounds the whole call. The refinement
+    stops early enough that its distance probes still fit, timed by its own steps; probes that no longer
+    fit are skipped, and then the start is returned, since an unconfirmed refinement is not kept.
+    ``FitResult.time_limited`` says whether the budget cut anything short.
     """
+    budget = TimeBudget.of(time_budget)
     if model not in MODELS:
         raise InputError(f"unknown model {model!r}; use one of {', '.join(MODELS)}")
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     if steps is not None and steps < 0:
         raise InputError(f"--steps must be ≥ 0, got {steps}")
+    if time_budget is not None and not time_budget > 0:
+        raise InputError(f"--time-budget must be > 0 seconds, got {time_budget}")
     used = resolve_method(model, method)
     pooling = _Pool.of(reference, seed) if _pool_default(model, method, pool) else None
     if model == "cell-gain" and used != "ratio-of-means":
@@ -206,6 +216,7 @@ def fit(
         bf16=bf16,
         probe_steps=probe_steps,
         pooling=pooling,
+        budget=budget,
     )
 
 
@@ -225,7 +236,9 @@ def _fit_adversarial(
     bf16: bool = False,
     probe_steps: int = 100,
     pooling: _Pool | None = None,
+    budget: TimeBudget | None = None,
 ) -> FitResult:
+    budget = budget or TimeBudget()
     event_shape = tuple(reference.shape[1:])
     recipe = recipe or default_recipe(model, event_shape)
     if steps is not None:  # the θ schedule spans the whole budget
@@ -260,31 +273,45 @@ def _fit_adversarial(
     holdout = (ref_hold.to(to_dev), chg_hold.to(to_dev))
     train = (ref_train, chg_train)
     engine.prepare(ref_train, chg_train)
-    history = run_engine(
-        engine,
-        ref_train,
-        chg_train,
-        steps=recipe.steps,
-        holdout=holdout,
-        stop=recipe.stop,
-        progress=progress,
-        callback=callback,
-    )
+    accept = start is not None and recipe.accept_z is not None
+    probe = probe_steps if probe_steps > 0 else 100  # the acceptance check always probes
+    budget.reserve_steps = (2 * probe if accept else 0) + max(probe_steps, 0)
+    history: list[dict[str, float]] = []
+    if budget.allows(1):
+        budget.start()
+        history = run_engine(
+            engine,
+            ref_train,
+            chg_train,
+            steps=recipe.steps,
+            holdout=holdout,
+            stop=recipe.stop,
+            progress=progress,
+            callback=budget.callback(callback),
+        )
+    else:
+        budget.cut = True
     final = engine.coefficients().to(to_dev)
     after, refined, at_start = None, None, None
-    if start is not None and recipe.accept_z is not None:
+    if accept and not budget.allows(2 * probe):
+        budget.cut, refined, final = True, False, start.to(to_dev)  # unconfirmed: keep the start
+    elif accept:
         # both probes start from the trained critic, so that they compare like with like
-        probe = probe_steps if probe_steps > 0 else 100
+        began = budget.clock()
         at_start = probe_distance(engine, start.to(to_dev), train, holdout, steps=probe)
         after = probe_distance(engine, final, train, holdout, steps=probe)
+        budget.note_probe(budget.clock() - began, 2 * probe)
         refined = at_start[0] - after[0] > recipe.accept_z * math.hypot(at_start[1], after[1])
         if not refined:
             final, after = start.to(to_dev), at_start
     identity = torch.ones_like(final) if model == "cell-gain" else torch.zeros_like(final)
     before = None
-    if probe_steps > 0:
+    more = 1 if after else 2  # the distance at the identity, and at the result unless probed already
+    if probe_steps > 0 and budget.allows(more * probe_steps, probe=True):
         before = probe_distance(engine, identity, train, holdout, steps=probe_steps)[0]
         after = after or probe_distance(engine, final, train, holdout, steps=probe_steps)
+    elif probe_steps > 0:
+        budget.cut = True
     return FitResult(
         model=model,  # type: ignore[arg-type]
         method="adversarial",
@@ -296,6 +323,7 @@ def _fit_adversarial(
         start=recipe.init,
         refined=refined,
         distance_start=None if at_start is None else at_start[0],
+        time_limited=budget.cut,
         # the posterior sd describes the pooled start, so only when the start is what is returned
         uncertainty=pooled.uncertainty if pooled is not None and refined is False else None,
         **_pool_fields(pooled),

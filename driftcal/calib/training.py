@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -28,6 +29,80 @@ class StopRule:
     min_steps: int = 300
     patience: int = 3
     tol: float = 2e-4
+
+
+@dataclass
+class TimeBudget:
+    """A wall-clock deadline for a fit, and the refinement's measured cost per step.
+
+    ``deadline`` is a :func:`time.monotonic` time (None: no limit). :meth:`callback` stops the refinement
+    when one more step plus ``reserve_steps`` steps (the distance probes that follow it, which cost about
+    as much as a step each, plus copying the engine and the held-out pass) would pass the deadline;
+    :meth:`allows` says whether ``steps`` more steps still fit, with ``margin`` on the measured step time
+    (or on a probe's, once :meth:`note_probe` has timed one). ``cut`` records that the budget shortened
+    the fit.
+    """
+
+    deadline: float | None = None
+    reserve_steps: int = 0
+    margin: float = 1.25
+    clock: Callable[[], float] = time.monotonic
+    cut: bool = False
+    _steps: int = 0
+    _started: float | None = field(default=None, repr=False)
+    _last: float | None = field(default=None, repr=False)
+    _probe_step: float | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, seconds: float | None, *, started: float | None = None) -> TimeBudget:
+        """A budget of ``seconds`` from ``started`` (default: now)."""
+        if seconds is None:
+            return cls()
+        return cls(deadline=(time.monotonic() if started is None else started) + seconds)
+
+    @property
+    def seconds_per_step(self) -> float | None:
+        """Mean wall time of the steps timed so far (None before the first; the first step after
+        :meth:`start` warms up and is not timed)."""
+        if not self._steps or self._started is None or self._last is None:
+            return None
+        return (self._last - self._started) / self._steps
+
+    def start(self) -> None:
+        """Start timing steps (call just before the first, which is left out as a warm-up)."""
+        self._started, self._last, self._steps = None, None, 0
+
+    def note_probe(self, seconds: float, steps: int) -> None:
+        """Record that a distance probe of ``steps`` steps took ``seconds`` (engine copy and held-out pass
+        included); later :meth:`allows` calls with ``probe=True`` use it."""
+        self._probe_step = seconds / max(steps, 1)
+
+    def allows(self, steps: int, *, probe: bool = False) -> bool:
+        """Whether ``steps`` more steps (of a probe, with ``probe``) fit before the deadline (True without
+        a deadline). Before any step is timed, whether the deadline is still ahead."""
+        if self.deadline is None:
+            return True
+        per_step = self._probe_step if probe and self._probe_step is not None else self.seconds_per_step
+        if per_step is None:
+            return self.clock() < self.deadline
+        return self.clock() + steps * per_step * self.margin <= self.deadline
+
+    def callback(self, inner: StepCallback | None = None) -> StepCallback:
+        """A step callback that stops the run at the budget, after ``inner`` (which may stop it first)."""
+
+        def on_step(engine: AdversarialEngine, stats: dict[str, float]) -> bool:
+            if self._started is None:
+                self._started = self.clock()  # the first step warms up: time the ones after it
+            else:
+                self._steps, self._last = self._steps + 1, self.clock()
+            if inner is not None and inner(engine, stats):
+                return True
+            if not self.allows(1 + self.reserve_steps):
+                self.cut = True
+                return True
+            return False
+
+        return on_step
 
 
 def split_holdout(

@@ -1,5 +1,6 @@
-"""``fit``'s per-step callback (RMSE vs step), early stop, skipped distance probes and the bf16 switch."""
+"""``fit``'s per-step callback (RMSE vs step), early stop, the time budget, skipped distance probes, bf16."""
 
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -9,6 +10,7 @@ import torch
 from driftcal.calib.fit import fit
 from driftcal.calib.recipes import default_recipe
 from driftcal.calib.training import run_engine
+from driftcal.errors import InputError
 from driftcal.sim import CalorimeterGeometry, make_calorimeter_dataset
 
 TINY = CalorimeterGeometry(layers=2, height=4, width=4)
@@ -101,3 +103,82 @@ def test_run_engine_without_callback_is_unchanged():
         run_engine(engine, ref, chg, steps=4, callback=callback)
         runs.append(engine.coefficients())
     torch.testing.assert_close(runs[0], runs[1])
+
+
+class _Clock:
+    """A clock that advances one second per engine step (the callback ticks it)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_time_budget_stops_in_time_for_the_reserved_steps():
+    from driftcal.calib.training import TimeBudget
+
+    clock = _Clock()
+    budget = TimeBudget(deadline=10.0, reserve_steps=3, clock=clock, margin=1.0)
+    budget.start()
+    inner_calls = []
+    on_step = budget.callback(lambda engine, stats: inner_calls.append(1))
+    stopped_at = None
+    for step in range(1, 20):
+        clock.now += 1.0  # each step takes 1 s
+        if on_step(None, {}):
+            stopped_at = step
+            break
+    # after step 6 (t = 6 s), one more step and 3 reserved ones would end at 10 s: still allowed;
+    # after step 7 (t = 7 s) they would end at 11 s, past the deadline
+    assert stopped_at == 7 and budget.cut
+    assert len(inner_calls) == 7
+    assert budget.seconds_per_step == 1.0
+    assert budget.allows(3) and not budget.allows(4)
+    budget.note_probe(seconds=1.0, steps=2)  # a probe step costs 0.5 s
+    assert budget.allows(6, probe=True) and not budget.allows(7, probe=True)
+    budget.margin = 1.25
+    assert budget.allows(2) and not budget.allows(3)  # 3 x 1.25 s > the 3 s left
+
+
+def test_no_deadline_never_stops():
+    from driftcal.calib.training import TimeBudget
+
+    budget = TimeBudget.of(None)
+    budget.start()
+    on_step = budget.callback()
+    assert not any(on_step(None, {}) for _ in range(50))
+    assert budget.allows(10**9) and not budget.cut
+
+
+def test_time_budget_cuts_the_refinement_and_keeps_the_checked_start():
+    d = _data()
+    t0 = time.monotonic()
+    result = fit(
+        d.reference,
+        d.changed,
+        model="cell-gain",
+        recipe=SMALL,
+        steps=100_000,
+        device="cpu",
+        probe_steps=10,
+        time_budget=2.0,
+    )
+    elapsed = time.monotonic() - t0
+    assert result.time_limited
+    assert 0 < result.steps < 100_000
+    # the refinement stopped in time for the acceptance probes and the distance at 1
+    assert result.refined is not None and result.distance_start is not None
+    assert result.distance_before is not None
+    assert np.isfinite(result.coefficients).all()
+    assert elapsed < 2.0 + 5.0  # the budget bounds the call (slack for a loaded machine)
+
+
+def test_no_budget_is_not_time_limited_and_bad_budget_is_an_input_error():
+    d = _data()
+    result = fit(
+        d.reference, d.changed, model="cell-gain", recipe=SMALL, steps=3, device="cpu", probe_steps=2
+    )
+    assert not result.time_limited
+    with pytest.raises(InputError, match="--time-budget"):
+        fit(d.reference, d.changed, model="cell-gain", recipe=SMALL, steps=3, device="cpu", time_budget=0)

@@ -39,7 +39,7 @@ def test_defaults(cli, calo_pair, fake_fit):
     )
     (call,) = fake_fit.calls
     expected = {"method": "adversarial", "threshold": None, "noise": None, "steps": None, "seed": 0}
-    expected |= {"pool": None}  # fit() decides: on for adversarial and auto
+    expected |= {"pool": None, "time_budget": 540.0}  # fit() decides the pooling; 9 minutes
     assert {k: call[k] for k in expected} == expected
     assert call["device"] == "auto"
     assert call["progress"] is False  # stderr is not a TTY under pytest
@@ -87,6 +87,41 @@ def test_summary_says_whether_it_pooled(cli, calo_pair, monkeypatch, cells, weig
     outcome = cli("fit", "--reference", calo_pair[0], "--changed", calo_pair[1], "--model", "cell-gain")
     assert outcome.code == 0, outcome.err
     assert outcome.err.strip().splitlines()[-1].endswith(says)
+
+
+@pytest.mark.parametrize(
+    ("argv", "budget"), [(("--time-budget", "90"), 90.0), (("--time-budget", "0"), None)]
+)
+def test_time_budget_reaches_fit(cli, calo_pair, fake_fit, argv, budget):
+    assert (
+        cli("fit", "--reference", calo_pair[0], "--changed", calo_pair[1], "--model", "cell-gain", *argv).code
+        == 0
+    )
+    assert fake_fit.calls[0]["time_budget"] == budget  # 0: no limit
+
+
+def test_summary_says_when_the_time_budget_cut_the_fit(cli, calo_pair, monkeypatch):
+    def cut(reference, changed, **kwargs):
+        return fitting.FitResult(
+            model="cell-gain",
+            method="adversarial",
+            coefficients=np.full(reference.shape[1:], 0.9),
+            steps=40,
+            refined=False,
+            time_limited=True,
+        )
+
+    monkeypatch.setattr(fitting, "fit", cut)
+    argv = ("fit", "--reference", calo_pair[0], "--changed", calo_pair[1], "--model", "cell-gain")
+    outcome = cli(*argv, "--time-budget", "75")
+    assert outcome.code == 0, outcome.err
+    assert outcome.err.strip().splitlines()[-1].endswith("; cut short by the time budget (75 s)")
+
+
+def test_negative_time_budget_is_a_usage_error(cli, calo_pair):
+    argv = ("fit", "--reference", calo_pair[0], "--changed", calo_pair[1], "--model", "cell-gain")
+    outcome = cli(*argv, "--time-budget", "-5")
+    assert outcome.code == 2 and "--time-budget" in outcome.err
 
 
 def test_cells_without_a_posterior_sd_have_null_uncertainty(cli, calo_pair, monkeypatch, tmp_path):
