@@ -16,6 +16,7 @@ from driftcal.calib.recipes import Recipe, default_recipe, make_engine
 from driftcal.calib.suppressed import fill_if_suppressed
 from driftcal.calib.training import StepCallback, TimeBudget, probe_distance, run_engine, split_holdout
 from driftcal.errors import InputError
+from driftcal.io import validate_groups
 
 Method = Literal["adversarial", "ratio-of-means", "quantile", "auto"]
 ModelName = Literal["cell-gain", "plane-shift"]
@@ -84,12 +85,13 @@ class _Pool:
     dose: np.ndarray
     usable: np.ndarray
     settings: Pooling
+    groups: np.ndarray | None = None
 
     @classmethod
-    def of(cls, reference: np.ndarray, seed: int) -> _Pool:
+    def of(cls, reference: np.ndarray, seed: int, groups: np.ndarray | None = None) -> _Pool:
         ref = np.asarray(reference)
         dose = ref.reshape(len(ref), -1).mean(0, dtype=np.float64).reshape(ref.shape[1:])
-        return cls(dose=dose, usable=active_cells(ref), settings=Pooling(seed=seed))
+        return cls(dose=dose, usable=active_cells(ref), settings=Pooling(seed=seed), groups=groups)
 
     def apply(self, estimators: list[Any], reference: Any, changed: Any, estimate: np.ndarray) -> PooledGains:
         """Pool ``estimate`` (the first estimator's gains on all events) with the others' gains."""
@@ -102,6 +104,7 @@ class _Pool:
             dose=self.dose,
             usable=self.usable,
             pooling=self.settings,
+            groups=self.groups,
         )
 
 
@@ -114,6 +117,13 @@ def _pool_fields(pooled: PooledGains | None) -> dict[str, Any]:
         "pool_log_weight": pooled.weights[1] if len(pooled.weights) == 2 else None,
         "pool_neighbour_weight": pooled.neighbour_weight,
     }
+
+
+def _groups(groups: np.ndarray | None, reference: np.ndarray) -> np.ndarray | None:
+    """``groups`` as int64 labels, checked against the cells' shape."""
+    if groups is None:
+        return None
+    return validate_groups(np.asarray(groups), cell_shape=tuple(np.shape(reference)[1:]), label="--groups")
 
 
 def _pool_default(model: str, method: str, pool: bool | None) -> bool:
@@ -142,6 +152,7 @@ def fit(
     probe_steps: int = 100,
     pool: bool | None = None,
     time_budget: float | None = None,
+    groups: np.ndarray | None = None,
 ) -> FitResult:
     """Fit the physical coefficients that map ``reference`` onto ``changed``.
 
@@ -161,7 +172,9 @@ def fit(
     fit on log readings (``pool_log_weight``), cells whose neighbours in the same layer aged alike also
     lean on them (``pool_neighbour_weight``), and the result carries the posterior standard deviation in
     ``uncertainty``. For the hybrid the pooled per-cell fit is the start. A recipe that starts at 1 has no
-    per-cell start, and then nothing is pooled.
+    per-cell start, and then nothing is pooled. ``groups`` (integer labels of the cells' shape, negative:
+    no group) tells pooling which cells age together, e.g. by high-voltage channel; the neighbours' term
+    then uses the cell's group instead of the square about it.
 
     Adversarial only: ``callback(engine, stats)`` runs after every step and stops the run by
     returning True (see :func:`~driftcal.calib.training.run_engine`); ``bf16`` trains the critic under
@@ -184,7 +197,11 @@ def fit(
     if time_budget is not None and not time_budget > 0:
         raise InputError(f"--time-budget must be > 0 seconds, got {time_budget}")
     used = resolve_method(model, method)
-    pooling = _Pool.of(reference, seed) if _pool_default(model, method, pool) else None
+    pooling = (
+        _Pool.of(reference, seed, _groups(groups, reference)) if _pool_default(model, method, pool) else None
+    )
+    if groups is not None and pooling is None:
+        raise InputError("--groups is used by pooling; pool the fit (cell-gain, --pool or --method auto)")
     if model == "cell-gain" and used != "ratio-of-means":
         reference = fill_if_suppressed(reference, noise=noise, threshold=threshold, seed=seed)
     if used != "adversarial":

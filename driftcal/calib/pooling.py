@@ -30,6 +30,9 @@ Kiefer & Wolfowitz 1956, fitted by EM as in Jiang & Zhang 2009):
    ``Cov(r, m) / Var(m)``: the covariance comes from one half's residual against the other half's
    neighbour mean, in which the noise of the two halves does not enter; the variance from the
    all-events mean; ``λ`` is clipped to [0, 1]. Gains without a pattern across the plane give ``λ ≈ 0``.
+   **Groups.** Where the operator knows which cells age together (``groups``: one integer label per
+   cell, e.g. the high-voltage channel or readout board), the same term uses the other usable cells of
+   the cell's group instead of the square; cells with a negative label have no group and get no term.
 4. **Posterior.** Each cell gets the posterior mean of its gain, and the posterior standard deviation as its
    uncertainty. A cell whose own estimate is precise keeps it; a rarely hit cell moves towards the gains of
    cells like it.
@@ -89,7 +92,7 @@ class Pooling:
 class PooledGains:
     """Pooled gains (float64, the cells' shape), their posterior standard deviation (NaN where a cell was
     not pooled), which cells were pooled, each estimator's mean weight over the pooled cells (empty:
-    nothing pooled), and ``λ`` of the neighbours' term (None: no plane, or nothing pooled)."""
+    nothing pooled), and ``λ`` of the neighbours' term (None: no plane and no groups, or nothing pooled)."""
 
     coefficients: np.ndarray
     uncertainty: np.ndarray
@@ -153,19 +156,40 @@ def _neighbour_sum(x: np.ndarray, ok: np.ndarray, plane: tuple[int, ...], radius
     return (_plane_sum(full.reshape(plane), radius).reshape(-1) - full)[ok]
 
 
-def _neighbour_term(
-    residuals: np.ndarray, v: np.ndarray, ok: np.ndarray, shape: tuple[int, ...], radius: int
-) -> tuple[np.ndarray, float] | None:
-    """``λ`` times the neighbours' mean residual, and ``λ``, from [all events, half A, half B] residuals
-    about the dose trend (None when the cells have no plane)."""
+def _group_sum(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Sum of ``x`` (one value per usable cell) over the other cells with the same label (0 for a negative
+    label: no group)."""
+    grouped = labels >= 0
+    ids = np.where(grouped, labels, 0)
+    totals = np.bincount(ids[grouped], weights=x[grouped], minlength=int(ids.max()) + 1)
+    return np.where(grouped, totals[ids] - x, 0.0)
+
+
+def _neighbours_of(
+    ok: np.ndarray, shape: tuple[int, ...], radius: int, groups: np.ndarray | None
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The function that sums a value over each usable cell's neighbours, itself left out: the other cells
+    of its group when ``groups`` is given, else the square about it in its layer (None: no neighbours)."""
+    if groups is not None:
+        labels = np.asarray(groups, dtype=np.int64).reshape(-1)[ok]
+        return lambda x: _group_sum(x, labels)
     if len(shape) < 2 or radius == 0:
         return None
     plane = (-1, *shape[-2:])
-    sum_w = _neighbour_sum(1.0 / v, ok, plane, radius)  # the same precision weights for all three
+    return lambda x: _neighbour_sum(x, ok, plane, radius)
+
+
+def _neighbour_term(
+    residuals: np.ndarray, v: np.ndarray, summed: Callable[[np.ndarray], np.ndarray] | None
+) -> tuple[np.ndarray, float] | None:
+    """``λ`` times the neighbours' mean residual, and ``λ``, from [all events, half A, half B] residuals
+    about the dose trend; ``summed`` sums over each cell's neighbours (None: no term)."""
+    if summed is None:
+        return None
+    sum_w = summed(1.0 / v)  # the same precision weights for all three
     has = sum_w > 0
     full, half_a, half_b = (
-        np.where(has, _neighbour_sum(r / v, ok, plane, radius) / np.where(has, sum_w, 1.0), 0.0)
-        for r in residuals
+        np.where(has, summed(r / v) / np.where(has, sum_w, 1.0), 0.0) for r in residuals
     )  # each cell's neighbours' mean residual (0: no usable neighbour)
 
     def cov(x: np.ndarray, y: np.ndarray) -> float:
@@ -202,12 +226,14 @@ def pool_gains(
     dose: np.ndarray,
     usable: np.ndarray,
     pooling: Pooling | None = None,
+    groups: np.ndarray | None = None,
 ) -> PooledGains:
     """Pool per-cell gains given one or more estimators' ``(all events, half A, half B)`` gains.
 
     ``dose`` orders the cells for the variance bins and the trend (e.g. the mean reference reading);
-    ``usable`` marks the cells to pool (e.g. the active cells). Cells with a non-positive or non-finite gain
-    in any fit are left at the first estimator's gain. All arrays have the cells' shape.
+    ``usable`` marks the cells to pool (e.g. the active cells); ``groups`` (optional integer labels, negative:
+    none) names the cells that age together, for the neighbours' term. Cells with a non-positive or
+    non-finite gain in any fit are left at the first estimator's gain. All arrays have the cells' shape.
     """
     pooling = pooling or Pooling()
     if not fits:
@@ -217,6 +243,7 @@ def pool_gains(
     if (
         any(a.shape != shape for a in arrays[1:])
         or np.shape(usable) != shape
+        or (groups is not None and np.shape(groups) != shape)
         or any(len(f) != 3 for f in fits)
     ):
         raise InputError(f"pool_gains needs arrays of one shape, got {[a.shape for a in arrays]}")
@@ -236,7 +263,7 @@ def pool_gains(
     # the halves' trends too (each half has twice the variance; the weights are the same)
     trends = np.stack([_trend(y, v, rank, pooling.trend_cells) for y in logs])
     residuals, trend = logs - trends, trends[0]
-    neighbours = _neighbour_term(residuals, v, ok, shape, pooling.neighbours)
+    neighbours = _neighbour_term(residuals, v, _neighbours_of(ok, shape, pooling.neighbours, groups))
     if neighbours is not None:
         trend = trend + neighbours[0]
     mean, sd = _posterior(logs[0] - trend, v, pooling.grid_points, pooling.iterations)
@@ -259,9 +286,10 @@ def pooled_fit(
     dose: np.ndarray,
     usable: np.ndarray,
     pooling: Pooling | None = None,
+    groups: np.ndarray | None = None,
 ) -> PooledGains:
     """Run each estimator on two random halves of the events of both samples and pool ``estimates``
-    (each estimator's gains on all events, in the same order)."""
+    (each estimator's gains on all events, in the same order); ``groups`` as in :func:`pool_gains`."""
     pooling = pooling or Pooling()
     if len(estimators) != len(estimates):
         raise InputError("pooled_fit needs one estimate per estimator")
@@ -279,4 +307,4 @@ def pooled_fit(
     for estimator, estimate in zip(estimators, estimates, strict=True):
         half_a, half_b = (np.asarray(estimator(ref, chg), np.float64) for ref, chg in halves)
         fits.append((np.asarray(estimate, np.float64), half_a, half_b))
-    return pool_gains(fits, dose, usable, pooling)
+    return pool_gains(fits, dose, usable, pooling, groups)

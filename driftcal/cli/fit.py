@@ -16,7 +16,7 @@ from typing import TextIO
 import numpy as np
 
 from driftcal.cli.options import non_negative_float, positive_int
-from driftcal.io import load_array, validate_pair, validate_truth
+from driftcal.io import load_array, validate_groups, validate_pair, validate_truth
 
 MODELS = ("cell-gain", "plane-shift")
 METHODS = ("adversarial", "ratio-of-means", "quantile", "auto")
@@ -48,6 +48,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="pool the per-cell gains over cells of similar dose and neighbouring cells by empirical Bayes "
         "(cell-gain; default: on for adversarial and auto, off for the baselines)",
     )
+    parser.add_argument(
+        "--groups",
+        type=Path,
+        metavar="GROUPS.npy",
+        help="integer label per cell (the shape of one event) of the cells that age together, e.g. the "
+        "high-voltage channel; pooling leans on the cell's group instead of its square of neighbours "
+        "(negative: no group)",
+    )
     parser.add_argument("--truth", type=Path, metavar="TRUTH.npy", help="true coefficients, to score the fit")
     parser.add_argument("--steps", type=positive_int, metavar="K", help="optimisation steps (adversarial)")
     parser.add_argument(
@@ -76,6 +84,13 @@ def run(args: argparse.Namespace) -> int:
     changed = load_array(args.changed, name="changed")
     labels = (f"reference file '{args.reference}'", f"changed file '{args.changed}'")
     validate_pair(reference, changed, model=args.model, noise=args.noise, labels=labels)
+    groups = None
+    if args.groups is not None:
+        groups = validate_groups(
+            load_array(args.groups, name="groups"),
+            cell_shape=reference.shape[1:],
+            label=f"groups file '{args.groups}'",
+        )
     truth = None
     if args.truth is not None:
         truth = load_array(args.truth, name="truth")
@@ -96,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress and sys.stderr.isatty(),
         pool=args.pool,
         time_budget=args.time_budget or None,
+        groups=groups,
     )
     coefficients = np.asarray(result.coefficients, dtype=np.float64)
     if coefficients.shape != reference.shape[1:]:

@@ -148,6 +148,18 @@ def validate_truth(
     _check_finite(truth, label)
 
 
+def validate_groups(groups: np.ndarray, *, cell_shape: tuple[int, ...], label: str = "groups") -> np.ndarray:
+    """Check a group map (one whole-number label per cell; negative: no group); returns it as int64."""
+    _check_dtype(groups, label)
+    expected = tuple(cell_shape)
+    if tuple(groups.shape) != expected:
+        raise InputError(f"{label} has shape {tuple(groups.shape)}, expected {expected} (one label per cell)")
+    _check_finite(groups, label)
+    if (groups != np.round(groups)).any():
+        raise InputError(f"{label} must hold whole numbers (a group label per cell; negative: no group)")
+    return groups.astype(np.int64)
+
+
 def _check_model(model: str) -> None:
     if model not in MODELS:
         raise InputError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")

@@ -129,6 +129,24 @@ def test_truth_shape_plane_shift(cli, tracker_pair, save, fake_fit):
     )
 
 
+def test_groups_reach_fit_and_bad_groups_are_input_errors(cli, calo_pair, save, fake_fit):
+    labels = np.arange(18).reshape(2, 3, 3) // 4
+    good = save("groups.npy", labels.astype(np.int16))
+    assert cli(*fit_args(*calo_pair, "cell-gain", "--groups", good)).code == 0
+    (call,) = fake_fit.calls
+    np.testing.assert_array_equal(call["groups"], labels)
+    assert call["groups"].dtype == np.int64
+    shape = save("shape.npy", labels[0])
+    cli(*fit_args(*calo_pair, "cell-gain", "--groups", shape)).assert_input_error(
+        "groups file", "shape.npy", "(3, 3)", "(2, 3, 3)"
+    )
+    halves = save("halves.npy", labels + 0.5)
+    cli(*fit_args(*calo_pair, "cell-gain", "--groups", halves)).assert_input_error(
+        "halves.npy", "whole numbers"
+    )
+    assert len(fake_fit.calls) == 1  # the bad maps never reached the fit
+
+
 def test_truth_nan(cli, tracker_pair, save, fake_fit):
     truth = save("truth.npy", np.array([0.0, np.nan, 0.1, 0.0]))
     cli(*fit_args(*tracker_pair, "plane-shift", "--truth", truth)).assert_input_error("truth.npy", "NaN")
