@@ -31,6 +31,12 @@ def _data():
     return make_calorimeter_dataset(400, geometry=TINY, seed=2)
 
 
+def _small_fit(**kwargs):
+    """The adversarial fit of the tiny data set with the small recipe, on the CPU."""
+    d = _data()
+    return fit(d.reference, d.changed, model="cell-gain", recipe=SMALL, device="cpu", **kwargs)
+
+
 def test_callback_sees_every_step_and_the_engine():
     d = _data()
     seen = []
@@ -57,17 +63,7 @@ def test_callback_sees_every_step_and_the_engine():
 
 
 def test_callback_returning_true_stops_the_run():
-    d = _data()
-    result = fit(
-        d.reference,
-        d.changed,
-        model="cell-gain",
-        recipe=SMALL,
-        steps=50,
-        device="cpu",
-        callback=lambda engine, _stats: engine.steps >= 3,
-        probe_steps=0,
-    )
+    result = _small_fit(steps=50, callback=lambda engine, _stats: engine.steps >= 3, probe_steps=0)
     assert result.steps == 3
 
 
@@ -152,18 +148,9 @@ def test_no_deadline_never_stops():
 
 
 def test_time_budget_cuts_the_refinement_and_keeps_the_checked_start():
-    d = _data()
     t0 = time.monotonic()
-    result = fit(
-        d.reference,
-        d.changed,
-        model="cell-gain",
-        recipe=SMALL,
-        steps=100_000,
-        device="cpu",
-        probe_steps=5,
-        time_budget=5.0,  # room for the probes' 15 steps even at 50 ms a step on a loaded machine
-    )
+    # 5 s: room for the probes' 15 steps even at 50 ms a step on a loaded machine
+    result = _small_fit(steps=100_000, probe_steps=5, time_budget=5.0)
     elapsed = time.monotonic() - t0
     assert result.time_limited
     assert 0 < result.steps < 100_000
@@ -175,10 +162,6 @@ def test_time_budget_cuts_the_refinement_and_keeps_the_checked_start():
 
 
 def test_no_budget_is_not_time_limited_and_bad_budget_is_an_input_error():
-    d = _data()
-    result = fit(
-        d.reference, d.changed, model="cell-gain", recipe=SMALL, steps=3, device="cpu", probe_steps=2
-    )
-    assert not result.time_limited
+    assert not _small_fit(steps=3, probe_steps=2).time_limited
     with pytest.raises(InputError, match="--time-budget"):
-        fit(d.reference, d.changed, model="cell-gain", recipe=SMALL, steps=3, device="cpu", time_budget=0)
+        _small_fit(steps=3, time_budget=0)
