@@ -15,8 +15,17 @@ threshold) it splits the RMSE by quarter of occupancy (hit count) and gives the 
 if every cell outside the rarest quarter were exact: a floor for any method, however much it gains on
 the busier cells. It does the same for the per-cell fit pooled over cells (``quantile+pool``,
 ``driftcal/calib/pooling.py``), and compares the pooled fit's errors with its posterior standard
-deviation (``quantile+pool_z_rms``: 1 when the uncertainty is right). The last stdout line is one JSON
-document.
+deviation (``quantile+pool_z_rms``: 1 when the uncertainty is right).
+
+What pooling could reach at best: the RMSE of the Bayes posterior mean for an oracle that knows each cell's
+true prior (the simulator's aging law with its dose and ε) and sees one unbiased per-cell estimate with
+Gaussian noise. ``oracle_prior`` gives that noise the RMS error of the per-cell quantile fit in the cell's
+occupancy bin (20 bins); ``oracle_prior_at_bound`` gives it the per-cell information bound of the cell
+(half bandwidth, which overstates the information), so that no estimator that pools one-cell estimates can
+beat it on average: only the events themselves (the correlations between cells) could. Both are computed
+for uniform gains, and for the dose law where the readout has no threshold and no noise (the dose is then
+the hit count); the second only without noise and threshold, where the bound holds. The last stdout line
+is one JSON document.
 """
 
 from __future__ import annotations
@@ -27,12 +36,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from recovery import SETTINGS, _dataset
 
 from driftcal.calib.fit import fit
 from driftcal.calib.metrics import active_cells, rmse
 
 GRID = np.linspace(-12.0, 6.0, 1801)  # log MeV
+GAIN_GRID = np.round(np.linspace(0.40, 1.10, 701), 6)  # gains, steps of 0.001
 
 
 def fisher_location(logs: np.ndarray, bandwidth: float) -> float:
@@ -79,6 +90,71 @@ def error_over_sd(errors: np.ndarray, sd: np.ndarray, mask: np.ndarray) -> float
     """RMS of ``error / sd`` over the ``mask`` cells with a finite positive sd: 1 when the sd is right."""
     scored = mask & np.isfinite(sd) & (sd > 0)
     return float(np.sqrt(np.mean((errors[scored] / sd[scored]) ** 2)))
+
+
+def true_prior(meta: dict, reference: np.ndarray) -> np.ndarray | None:
+    """Each cell's prior of its gain on ``GAIN_GRID``, ``(cells, grid)``, from the simulator's aging law.
+
+    None where the oracle cannot know it: the dose law with noise or a threshold (the dose, the true hit
+    count, is then not the reading's hit count).
+    """
+    aging, eps = meta["aging"], float(meta["epsilon"])
+    cells = reference.reshape(len(reference), -1).shape[1]
+    if "low" in aging:  # UniformAging: U(low, high) + N(0, ε²), clipped back
+        if eps:
+            return None
+        centre, half = (aging["low"] + aging["high"]) / 2, (aging["high"] - aging["low"]) / 2
+        inside = np.abs(GAIN_GRID - centre) <= half + 1e-9
+        return np.broadcast_to(inside / inside.sum(), (cells, len(GAIN_GRID)))
+    if meta["noise"] or meta["threshold"] is not None:
+        return None
+    dose = (reference.reshape(len(reference), -1) > 0).sum(0).astype(np.float64)
+    n_max = aging["n_max"] or meta["dose_max"]
+    nominal = 1.0 - aging["max_loss"] * (dose / n_max) ** aging["power"]
+    low, high = aging["alpha_min"], 1.0
+    weights = np.zeros((cells, len(GAIN_GRID)))
+    i_low, i_high = np.searchsorted(GAIN_GRID, [low, high])
+    if eps == 0:
+        clipped = np.clip(nominal, low, high)
+        weights[np.arange(cells), np.abs(GAIN_GRID[None, :] - clipped[:, None]).argmin(1)] = 1.0
+        return weights
+    below, above = _normal_cdf((low - nominal) / eps), _normal_cdf((nominal - high) / eps)
+    z = (GAIN_GRID[None, i_low + 1 : i_high] - nominal[:, None]) / eps
+    inner = np.exp(-0.5 * z * z)
+    inner /= np.maximum(inner.sum(1, keepdims=True), 1e-300)
+    weights[:, i_low + 1 : i_high] = inner * (1.0 - below - above)[:, None]
+    weights[:, i_low], weights[:, i_high] = below, above  # the clamps are point masses
+    return weights
+
+
+def _normal_cdf(x: np.ndarray) -> np.ndarray:
+    return torch.special.ndtr(torch.as_tensor(x, dtype=torch.float64)).numpy()
+
+
+def binned_sd(errors: np.ndarray, hits: np.ndarray, mask: np.ndarray, bins: int = 20) -> np.ndarray:
+    """RMS of ``errors`` over the ``mask`` cells in each of ``bins`` equal-count bins of hit count (0 for
+    the other cells)."""
+    order = np.flatnonzero(mask)[np.argsort(hits[mask], kind="stable")]
+    sd = np.zeros(len(errors))
+    for chunk in np.array_split(order, bins):
+        sd[chunk] = np.sqrt(np.mean(errors[chunk] ** 2))
+    return sd
+
+
+def oracle_prior(
+    truth: np.ndarray, sd: np.ndarray, mask: np.ndarray, prior: np.ndarray, seed: int
+) -> np.ndarray:
+    """Per-cell mean squared error of the posterior mean under the true ``prior`` (``(cells, grid)``) given
+    one estimate ``truth + sd · z`` per cell (Monte Carlo, 200 draws of ``z``); 0 outside ``mask``."""
+    rng = np.random.default_rng(seed)
+    mse = np.zeros(len(truth))
+    for i in np.flatnonzero(mask):
+        x = truth[i] + sd[i] * rng.standard_normal(200)
+        log_like = -0.5 * ((x[:, None] - GAIN_GRID[None, :]) / sd[i]) ** 2
+        post = prior[i][None, :] * np.exp(log_like - log_like.max(1, keepdims=True))
+        mean = (post * GAIN_GRID).sum(1) / post.sum(1)
+        mse[i] = np.mean((mean - truth[i]) ** 2)
+    return mse
 
 
 def neighbour_sums(events: np.ndarray) -> np.ndarray:
@@ -141,12 +217,26 @@ def run(name: str, seed: int, events: int) -> dict:
         out[f"{label}_by_occupancy"] = by_occupancy((coefficients - truth) ** 2, hits, mask)
         if est.uncertainty is not None:
             out[f"{label}_z_rms"] = error_over_sd(coefficients - truth, est.uncertainty.reshape(-1), mask)
+        if label == "quantile":
+            per_cell_errors = coefficients - truth
     # the bound holds where the hits do not depend on the gain: no noise, no threshold
+    bound_var = None
     if not (readout["noise"] or readout["threshold"]):
         for key, scale in (("bound_silverman", 1.0), ("bound_half_bandwidth", 0.5)):
-            var = bound_variance(ref, chg, truth, mask, scale)
-            out[key] = float(np.sqrt(np.mean(var[mask])))
-            out[f"{key}_by_occupancy"] = by_occupancy(var, hits, mask)
+            bound_var = bound_variance(ref, chg, truth, mask, scale)
+            out[key] = float(np.sqrt(np.mean(bound_var[mask])))
+            out[f"{key}_by_occupancy"] = by_occupancy(bound_var, hits, mask)
+    prior = true_prior(data.meta, data.reference)
+    if prior is not None:
+        exact = truth.astype(np.float64)
+        noise = {"oracle_prior": binned_sd(per_cell_errors, hits, mask)}
+        if bound_var is not None:  # the last one computed: half bandwidth
+            noise["oracle_prior_at_bound"] = np.sqrt(bound_var)
+        for key, sd in noise.items():
+            scored = mask & (sd > 0)
+            mse = oracle_prior(exact, sd, scored, prior, seed)
+            out[key] = float(np.sqrt(np.mean(mse[scored])))
+            out[f"{key}_by_occupancy"] = by_occupancy(mse, hits, scored)
     out["correlations"] = correlations(data.reference)
     bound = (
         f"bound {out['bound_silverman']:.4f} (half bandwidth {out['bound_half_bandwidth']:.4f})"
@@ -161,6 +251,8 @@ def run(name: str, seed: int, events: int) -> dict:
         f"quantile by quarter of occupancy {quarters}, with the busier three exact "
         f"{out['quantile_by_occupancy']['rmse_busier_exact']:.4f}  pooled {out['quantile+pool']:.4f} "
         f"(by quarter {pooled}; error / posterior sd: rms {z_rms:.2f})  "
+        f"oracle prior {out.get('oracle_prior', float('nan')):.4f} "
+        f"(at the bound {out.get('oracle_prior_at_bound', float('nan')):.4f})  "
         f"spreads {out['correlations']}",
         file=sys.stderr,
         flush=True,
