@@ -182,10 +182,11 @@ def fit(
     after (0 skips the probes and leaves ``distance_before``/``distance_after`` None; the hybrid's
     acceptance check still probes the start and the refinement, with 100 steps each).
 
-    ``time_budget`` (seconds, adversarial only; None: no limit) bounds the whole call. The refinement
-    stops early enough that its distance probes still fit, timed by its own steps; probes that no longer
-    fit are skipped, and then the start is returned, since an unconfirmed refinement is not kept.
-    ``FitResult.time_limited`` says whether the budget cut anything short.
+    ``time_budget`` (seconds; None: no limit; the baselines ignore it) bounds an adversarial fit, the
+    per-cell start and its pooling included. The refinement stops early enough that its distance probes
+    still fit, timed by its own steps; probes that no longer fit are skipped, and then the start is
+    returned, since an unconfirmed refinement is not kept. ``FitResult.time_limited`` says whether the
+    budget cut anything short.
     """
     budget = TimeBudget.of(time_budget)
     if model not in MODELS:

@@ -171,7 +171,9 @@ def _neighbours_of(
     """The function that sums a value over each usable cell's neighbours, itself left out: the other cells
     of its group when ``groups`` is given, else the square about it in its layer (None: no neighbours)."""
     if groups is not None:
-        labels = np.asarray(groups, dtype=np.int64).reshape(-1)[ok]
+        raw = np.asarray(groups, dtype=np.int64).reshape(-1)[ok]
+        labels = np.full(raw.shape, -1, dtype=np.int64)
+        labels[raw >= 0] = np.unique(raw[raw >= 0], return_inverse=True)[1]  # 0..k-1, whatever the ids
         return lambda x: _group_sum(x, labels)
     if len(shape) < 2 or radius == 0:
         return None

@@ -54,11 +54,9 @@ class TimeBudget:
     _probe_step: float | None = field(default=None, repr=False)
 
     @classmethod
-    def of(cls, seconds: float | None, *, started: float | None = None) -> TimeBudget:
-        """A budget of ``seconds`` from ``started`` (default: now)."""
-        if seconds is None:
-            return cls()
-        return cls(deadline=(time.monotonic() if started is None else started) + seconds)
+    def of(cls, seconds: float | None) -> TimeBudget:
+        """A budget of ``seconds`` from now (None: no limit)."""
+        return cls() if seconds is None else cls(deadline=time.monotonic() + seconds)
 
     @property
     def seconds_per_step(self) -> float | None:

@@ -122,6 +122,8 @@ def test_a_group_map_carries_groups_that_no_square_follows():
     some = pool_gains(fits, dose, usable, groups=partial)
     assert some.pooled.all()  # the other layers: measured 0.44-0.59x
     assert _rmse(some.coefficients[1:], truth[1:]) < 0.7 * _rmse(square.coefficients[1:], truth[1:])
+    channels = pool_gains(fits, dose, usable, groups=labels * 1_000_003 + 10**12)  # ids as a DAQ numbers them
+    np.testing.assert_array_equal(channels.coefficients, grouped.coefficients)
     with pytest.raises(InputError, match="one shape"):
         pool_gains(fits, dose, usable, groups=labels[0])
 
