@@ -16,7 +16,7 @@ from typing import TextIO
 import numpy as np
 
 from driftcal.cli.options import non_negative_float, positive_int
-from driftcal.io import load_array, validate_groups, validate_pair, validate_truth
+from driftcal.io import load_array, load_groups, validate_pair, validate_truth
 
 MODELS = ("cell-gain", "plane-shift")
 METHODS = ("adversarial", "ratio-of-means", "quantile", "auto")
@@ -84,13 +84,7 @@ def run(args: argparse.Namespace) -> int:
     changed = load_array(args.changed, name="changed")
     labels = (f"reference file '{args.reference}'", f"changed file '{args.changed}'")
     validate_pair(reference, changed, model=args.model, noise=args.noise, labels=labels)
-    groups = None
-    if args.groups is not None:
-        groups = validate_groups(
-            load_array(args.groups, name="groups"),
-            cell_shape=reference.shape[1:],
-            label=f"groups file '{args.groups}'",
-        )
+    groups = None if args.groups is None else load_groups(args.groups, cell_shape=reference.shape[1:])
     truth = None
     if args.truth is not None:
         truth = load_array(args.truth, name="truth")

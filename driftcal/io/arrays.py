@@ -52,6 +52,18 @@ def load_array(path: str | os.PathLike[str], *, name: str) -> np.ndarray:
     ``<name> file '<path>' ...``. Integers and float64 are converted to float32.
     """
     label = f"{name} file '{path}'"
+    return as_float32(_read_npy(path, label), label=label)
+
+
+def load_groups(path: str | os.PathLike[str], *, cell_shape: tuple[int, ...]) -> np.ndarray:
+    """Read a group map (``driftcal fit --groups``) as int64 labels, without passing through float32
+    (which would merge channel ids above 2²⁴), and check it with :func:`validate_groups`."""
+    label = f"groups file '{path}'"
+    return validate_groups(_read_npy(path, label), cell_shape=cell_shape, label=label)
+
+
+def _read_npy(path: str | os.PathLike[str], label: str) -> np.ndarray:
+    """One plain ``.npy`` array as stored (``allow_pickle=False``), or an InputError naming ``label``."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"{label} does not exist")
@@ -78,7 +90,7 @@ def load_array(path: str | os.PathLike[str], *, name: str) -> np.ndarray:
         raise InputError(f"{label} is not a readable .npy array: {_one_line(exc)}") from None
     if not isinstance(array, np.ndarray):  # pragma: no cover - np.load of a .npy always gives an array
         raise InputError(f"{label} does not hold a single array")
-    return as_float32(array, label=label)
+    return array
 
 
 def as_float32(array: np.ndarray, *, label: str) -> np.ndarray:

@@ -136,6 +136,9 @@ def test_groups_reach_fit_and_bad_groups_are_input_errors(cli, calo_pair, save, 
     (call,) = fake_fit.calls
     np.testing.assert_array_equal(call["groups"], labels)
     assert call["groups"].dtype == np.int64
+    channels = save("channels.npy", labels * 1_000_003 + 10**12)  # ids beyond float32's 2**24: kept exact
+    assert cli(*fit_args(*calo_pair, "cell-gain", "--groups", channels)).code == 0
+    np.testing.assert_array_equal(fake_fit.calls[1]["groups"], labels * 1_000_003 + 10**12)
     shape = save("shape.npy", labels[0])
     cli(*fit_args(*calo_pair, "cell-gain", "--groups", shape)).assert_input_error(
         "groups file", "shape.npy", "(3, 3)", "(2, 3, 3)"
@@ -144,7 +147,7 @@ def test_groups_reach_fit_and_bad_groups_are_input_errors(cli, calo_pair, save, 
     cli(*fit_args(*calo_pair, "cell-gain", "--groups", halves)).assert_input_error(
         "halves.npy", "whole numbers"
     )
-    assert len(fake_fit.calls) == 1  # the bad maps never reached the fit
+    assert len(fake_fit.calls) == 2  # the bad maps never reached the fit
 
 
 def test_truth_nan(cli, tracker_pair, save, fake_fit):
