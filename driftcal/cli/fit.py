@@ -127,9 +127,7 @@ def run(args: argparse.Namespace) -> int:
         **names,
     )
 
-    summary = _summary(result.method, args.model, coefficients, result)
-    if result.time_limited:
-        summary += f"; cut short by the time budget ({args.time_budget:g} s)"
+    summary = _summary(result.method, args.model, coefficients, result, time_budget=args.time_budget)
     report: TextIO = sys.stdout
     if args.out is None:
         print(doc.to_json(indent=2))
@@ -168,7 +166,9 @@ def _score(model: str, estimate: np.ndarray, truth: np.ndarray, reference: np.nd
     return metrics, f"truth: {shown} {where}"
 
 
-def _summary(method: str, model: str, coefficients: np.ndarray, result: object) -> str:
+def _summary(
+    method: str, model: str, coefficients: np.ndarray, result: object, *, time_budget: float | None = None
+) -> str:
     before, after = getattr(result, "distance_before", None), getattr(result, "distance_after", None)
     line = (
         f"{model} ({method}): {coefficients.size} coefficients, min {coefficients.min():.4g} "
@@ -197,6 +197,8 @@ def _summary(method: str, model: str, coefficients: np.ndarray, result: object) 
         line += "; kept the per-cell start (no time left to check the refinement)"
     elif refined is False:
         line += "; kept the per-cell start (refinement did not lower the held-out distance)"
+    if getattr(result, "time_limited", False):
+        line += f"; cut short by the time budget ({time_budget:g} s)"
     return line
 
 
